@@ -1,0 +1,448 @@
+"""Shared estimator logic: hyperparameters, the fit skeleton, building ``net_``.
+
+The classifier and the regressor are thin views over this engine: they only
+say which kind each column of ``y`` is and how predictions are returned.
+"""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
+
+from ._module import ACTIVATIONS, MultiTaskModule
+from ._net import (
+    BatchIterator,
+    MultiTaskLoss,
+    MultiTaskNeuralNet,
+    StopOnNonFinite,
+    TensorDataset,
+    ValidationScore,
+)
+from ._tasks import CLASSIFICATION, check_finite_labels, infer_spec, is_missing
+from ._tasks import target_columns
+
+SOLVERS = {
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    # MLPClassifier's SGD defaults: momentum 0.9 with Nesterov's correction.
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adagrad": (torch.optim.Adagrad, {}),
+}
+
+PREDICT_BATCH_SIZE = 4096
+
+
+def _positive_int_tuple(value, name):
+    sizes = np.atleast_1d(np.asarray(value, dtype=object))
+    if sizes.ndim != 1 or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(
+            f"{name} must be a sequence of positive integers; got {value!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch finds no CUDA device; "
+            "use device='cpu' or device='auto'."
+        )
+    return device
+
+
+class BaseMultiTaskNet(BaseEstimator):
+    """Fit skeleton shared by every multi-task estimator (not public)."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_norm": ["boolean"],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "task_weights": ["array-like", None],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        head_layer_sizes=(),
+        activation="relu",
+        dropout=0.0,
+        batch_norm=False,
+        alpha=1e-4,
+        l1_ratio=0.0,
+        task_weights=None,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        warm_start=False,
+        device="cpu",
+        verbose=0,
+        callbacks=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.head_layer_sizes = head_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.task_weights = task_weights
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.device = device
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # -- what subclasses decide -------------------------------------------------
+
+    def _column_kind(self, column, task):
+        """``"classification"`` or ``"regression"`` for column ``task`` of y."""
+        raise NotImplementedError
+
+    def _class_weights(self, task, spec, labels):
+        """Per-sample class weights of one classification task, or None."""
+        return None
+
+    # -- input checks -----------------------------------------------------------
+
+    def _validate_X(self, X, reset):
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc", "coo"),
+            dtype=(np.float32, np.float64),
+            reset=reset,
+        )
+        values = X.data if sp.issparse(X) else X
+        if np.abs(values).max(initial=0) > np.finfo(np.float32).max:
+            raise ValueError(
+                "Input X contains values too large for float32 (above "
+                f"{np.finfo(np.float32).max:.3g}); rescale the features."
+            )
+        return X.tocsr().astype(np.float32) if sp.issparse(X) else X.astype(
+            np.float32, copy=False
+        )
+
+    def _trunk_dropout(self):
+        sizes = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes") if (
+            np.size(self.hidden_layer_sizes)
+        ) else ()
+        rates = np.atleast_1d(np.asarray(self.dropout, dtype=float))
+        if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
+            raise ValueError(
+                f"dropout must be a float in [0, 1) or one such rate per trunk layer; "
+                f"got {self.dropout!r}."
+            )
+        if np.ndim(self.dropout) == 0:
+            rates = np.repeat(rates, len(sizes))
+        elif len(rates) != len(sizes):
+            raise ValueError(
+                f"dropout must have one rate per trunk layer (hidden_layer_sizes has "
+                f"{len(sizes)}); got {len(rates)} rates."
+            )
+        return sizes, tuple(float(r) for r in rates)
+
+    def _task_weight_vector(self, n_tasks):
+        if self.task_weights is None:
+            return np.ones(n_tasks, dtype=np.float32)
+        weights = np.asarray(self.task_weights, dtype=np.float64).ravel()
+        if len(weights) != n_tasks:
+            raise ValueError(
+                f"task_weights must have one entry per task (column of y); got "
+                f"{len(weights)} entries for {n_tasks} tasks."
+            )
+        if not np.all(np.isfinite(weights) & (weights >= 0)):
+            raise ValueError(
+                f"task_weights must be finite and non-negative; got {self.task_weights!r}."
+            )
+        return weights.astype(np.float32)
+
+    def _sample_weights(self, sample_weight, X, n_tasks):
+        if sample_weight is None:
+            return np.ones((X.shape[0], 1), dtype=np.float32)
+        if np.ndim(sample_weight) == 2:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != (X.shape[0], n_tasks):
+                raise ValueError(
+                    f"sample_weight must be 1-D (n_samples,) or 2-D (n_samples, "
+                    f"n_tasks) = {(X.shape[0], n_tasks)}; got shape {weights.shape}."
+                )
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+                raise ValueError("sample_weight must be finite and non-negative.")
+        else:
+            weights = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )[:, None]
+        return weights.astype(np.float32)
+
+    # -- encoding ---------------------------------------------------------------
+
+    def _encode(self, X, y, sample_weight, reset):
+        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays."""
+        columns, one_d = target_columns(y, X.shape[0])
+        missing = [is_missing(c) for c in columns]
+        for t, (column, miss) in enumerate(zip(columns, missing)):
+            check_finite_labels(column, miss, t)
+        if reset:
+            self.tasks_ = [
+                infer_spec(c, m, self._column_kind(c, t), t)
+                for t, (c, m) in enumerate(zip(columns, missing))
+            ]
+            self._y_1d = one_d
+        elif len(columns) != len(self.tasks_):
+            raise ValueError(
+                f"y has {len(columns)} tasks (columns) but the model was fitted on "
+                f"{len(self.tasks_)}."
+            )
+        targets = np.column_stack(
+            [spec.encode(c, m) for spec, c, m in zip(self.tasks_, columns, missing)]
+        )
+        weights = self._sample_weights(sample_weight, X, len(columns)) * ~np.column_stack(
+            missing
+        )
+        for t, spec in enumerate(self.tasks_):
+            if spec.kind == CLASSIFICATION:
+                labelled = ~missing[t]
+                per_sample = self._class_weights(t, spec, columns[t][labelled])
+                if per_sample is not None:
+                    weights[labelled, t] *= per_sample
+        targets[np.isnan(targets)] = 0
+        return targets, weights
+
+    # -- fit --------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight, *, incremental):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        X = self._validate_X(X, reset=not continuing)
+        sizes, dropout = self._trunk_dropout()
+        head_sizes = (
+            _positive_int_tuple(self.head_layer_sizes, "head_layer_sizes")
+            if np.size(self.head_layer_sizes)
+            else ()
+        )
+        targets, weights = self._encode(X, y, sample_weight, reset=not continuing)
+        task_weights = self._task_weight_vector(len(self.tasks_))
+        no_weight = np.flatnonzero(weights.sum(axis=0) == 0)
+        if len(no_weight):
+            raise ValueError(
+                f"Task {no_weight[0]} of y has no labelled sample with a positive "
+                f"sample_weight; each task needs at least one."
+            )
+        # A row that weighs zero for every task cannot change the fit; dropping
+        # it makes a zero weight exactly equivalent to removing the sample.
+        keep = weights.any(axis=1)
+        if not keep.all():
+            X, targets, weights = X[keep], targets[keep], weights[keep]
+
+        device = _resolve_device(self.device)
+        if not continuing:
+            self._rng = check_random_state(self.random_state)
+        seed = int(self._rng.randint(np.iinfo(np.int32).max))
+        early_stopping = self.early_stopping and not incremental
+        with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+            torch.manual_seed(seed)
+            train, valid = self._datasets(X, targets, weights, device, early_stopping)
+            if not continuing:
+                self.net_ = self._build_net(X.shape[1], sizes, head_sizes, dropout,
+                                            task_weights, device)
+                self.net_.initialize()
+            net = self.net_
+            net.verbose = self.verbose
+            net.batch_size = 200 if self.batch_size == "auto" else self.batch_size
+            net.train_split = predefined_split(valid) if early_stopping else None
+            net.callbacks = self._net_callbacks(early_stopping, incremental)
+            net.initialize_callbacks()
+            epochs = 1 if incremental else self.max_iter
+            n_before = len(net.history)
+            net.partial_fit(train, epochs=epochs)
+
+        history = net.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = [epoch["train_loss"] for epoch in history]
+        self.validation_scores_ = [
+            epoch["valid_score"] for epoch in history if "valid_score" in epoch
+        ] or None
+        self.best_validation_score_ = (
+            max(self.validation_scores_) if self.validation_scores_ else None
+        )
+        self.best_loss_ = None if early_stopping else min(self.loss_curve_)
+        stopper = dict(net.callbacks_).get("stopping")
+        converged = stopper is not None and stopper.misses_ >= stopper.patience
+        if not incremental and not converged and len(history) - n_before == epochs:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                f"and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _datasets(self, X, targets, weights, device, early_stopping):
+        if early_stopping:
+            first = self.tasks_[0]
+            stratify = None
+            if first.kind == CLASSIFICATION and np.all(weights[:, 0] > 0):
+                counts = np.bincount(targets[:, 0].astype(int))
+                if counts[counts > 0].min() >= 2:
+                    stratify = targets[:, 0]
+            rows = np.arange(X.shape[0])
+            train_rows, valid_rows = train_test_split(
+                rows,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+                random_state=self._rng,
+            )
+            return (
+                self._dataset(X[train_rows], targets[train_rows], weights[train_rows], device),
+                self._dataset(X[valid_rows], targets[valid_rows], weights[valid_rows], device),
+            )
+        return self._dataset(X, targets, weights, device), None
+
+    @staticmethod
+    def _dataset(X, targets=None, weights=None, device="cpu"):
+        if not sp.issparse(X):
+            X = torch.as_tensor(X, device=device)
+        if targets is not None:
+            targets = torch.as_tensor(targets, device=device)
+            weights = torch.as_tensor(weights, device=device)
+        return TensorDataset(X, targets, weights, device=device)
+
+    def _build_net(self, n_features, sizes, head_sizes, dropout, task_weights, device):
+        optimizer, optimizer_kwargs = SOLVERS[self.solver]
+        return MultiTaskNeuralNet(
+            module=MultiTaskModule,
+            module__n_features=n_features,
+            module__output_sizes=[spec.n_outputs for spec in self.tasks_],
+            module__hidden_layer_sizes=sizes,
+            module__head_layer_sizes=head_sizes,
+            module__activation=self.activation,
+            module__dropout=dropout,
+            module__batch_norm=self.batch_norm,
+            criterion=MultiTaskLoss,
+            criterion__kinds=[spec.kind for spec in self.tasks_],
+            criterion__output_sizes=[spec.n_outputs for spec in self.tasks_],
+            criterion__task_weights=task_weights,
+            optimizer=optimizer,
+            lr=self.learning_rate_init,
+            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            batch_size=200 if self.batch_size == "auto" else self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=self.shuffle,
+            iterator_valid=BatchIterator,
+            iterator_valid__batch_size=PREDICT_BATCH_SIZE,
+            dataset=TensorDataset,
+            train_split=None,
+            device=device,
+            verbose=self.verbose,
+            alpha=self.alpha,
+            l1_ratio=self.l1_ratio,
+        )
+
+    def _net_callbacks(self, early_stopping, incremental):
+        callbacks = [("non_finite", StopOnNonFinite(self.learning_rate_init))]
+        if early_stopping:
+            callbacks.append(("valid_score", ValidationScore()))
+            monitor, lower_is_better = "valid_score", False
+        else:
+            monitor, lower_is_better = "train_loss", True
+        if not incremental:
+            callbacks.append(
+                (
+                    "stopping",
+                    EarlyStopping(
+                        monitor=monitor,
+                        lower_is_better=lower_is_better,
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=early_stopping,
+                        sink=lambda *args, **kwargs: None,
+                    ),
+                )
+            )
+        return callbacks + copy.deepcopy(list(self.callbacks or []))
+
+    # -- predict ----------------------------------------------------------------
+
+    def _task_outputs(self, X):
+        """Per task: class probabilities, or standardised values ``(n, 1)``."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        net = self.net_
+        outputs = net.forward(self._dataset(X, device=net.device), device=net.device)
+        criterion = net.criterion_
+        return [
+            (
+                torch.softmax(outputs[:, cols], dim=1)
+                if kind == CLASSIFICATION
+                else outputs[:, cols]
+            ).cpu().numpy()
+            for kind, cols in zip(criterion.kinds, criterion.slices)
+        ]
+
+    def _predict_columns(self, X):
+        return [
+            spec.decode(out) for spec, out in zip(self.tasks_, self._task_outputs(X))
+        ]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

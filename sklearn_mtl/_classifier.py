@@ -1,0 +1,353 @@
+"""MultiTaskNetClassifier: every column of ``y`` is a classification task."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn_compat.base import _fit_context
+
+from ._base import BaseMultiTaskNet
+from ._tasks import CLASSIFICATION, TaskSpec
+from .metrics import per_task_scores
+
+
+def stack_columns(columns):
+    """``(n, n_tasks)`` array of per-task predictions; object dtype if they differ."""
+    dtypes = {c.dtype for c in columns}
+    return np.column_stack(columns) if len(dtypes) == 1 else np.column_stack(
+        [c.astype(object) for c in columns]
+    )
+
+
+class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
+    """Multi-task neural network classifier with a shared trunk.
+
+    One network learns every column of ``y`` at once: a shared trunk of
+    ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` blocks feeds one
+    softmax head per task (hard parameter sharing). The loss is the weighted
+    sum over tasks of each task's cross-entropy, averaged over its labelled
+    entries, plus an L1/L2 penalty on the weight matrices. Training runs in
+    a skorch ``NeuralNet`` kept as ``net_``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the shared trunk's layers. ``()`` gives a linear model.
+    head_layer_sizes : array-like of int, default=()
+        Widths of the hidden layers of each task's head (same blocks as the
+        trunk, with the dropout rate of the last trunk layer).
+    activation : {"relu", "tanh", "logistic", "identity", "gelu"}, default="relu"
+        Activation of every hidden layer.
+    dropout : float or array-like of float, default=0.0
+        Probability of zeroing each unit of the shared trunk during training.
+        An array-like gives one rate per trunk layer.
+    batch_norm : bool, default=False
+        Whether each hidden layer has a ``BatchNorm1d`` after its ``Linear``.
+    alpha : float, default=1e-4
+        Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
+        l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices (not biases nor
+        batch-norm parameters), added to each batch's mean loss as in
+        :class:`~sklearn.linear_model.ElasticNet`.
+    l1_ratio : float, default=0.0
+        Mix of the penalty: 0 is pure L2 (as in ``MLPClassifier``), 1 pure L1.
+    task_weights : array-like of shape (n_tasks,), default=None
+        Weight of each task's loss in the sum; ``None`` weighs all tasks 1.
+    solver : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}, default="adam"
+        The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9, as
+        ``MLPClassifier`` does.
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer.
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Whether to shuffle the rows every epoch.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified on the first
+        task when it is fully labelled), stop when the validation score has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs, and restore
+        the best epoch's weights. Without it, training stops when the training
+        loss has not improved by ``tol`` for ``n_iter_no_change`` epochs.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    tol : float, default=1e-4
+        Least improvement that counts.
+    class_weight : dict, "balanced", list or None, default=None
+        Weights of the classes in each task's loss, as in
+        :class:`~sklearn.ensemble.RandomForestClassifier`: a dict ``{label:
+        weight}`` or ``"balanced"`` for a single task (``"balanced"`` applies
+        to every task), or a list with one dict, ``"balanced"`` or ``None`` per
+        task.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split; an int makes ``fit`` exactly reproducible on the same device.
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit``.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train and predict; ``"auto"`` picks CUDA when available.
+    verbose : int, default=0
+        Print skorch's per-epoch table when positive.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks, copied into ``net_`` at each fit.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Labels of the single task, or a list with the labels of each task.
+    n_outputs_ : int
+        Number of tasks.
+    tasks_ : list of TaskSpec
+        Kind and label set of each task.
+    net_ : skorch.NeuralNet
+        The fitted network; ``net_.history`` holds the per-epoch records.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training loss (penalty included) of each epoch.
+    best_loss_ : float or None
+        Lowest training loss; ``None`` with early stopping.
+    validation_scores_ : list of float or None
+        Validation score of each epoch with early stopping, else ``None``.
+    best_validation_score_ : float or None
+        Best validation score with early stopping, else ``None``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names seen in ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    MultiTaskNetRegressor : The same network for regression tasks.
+    sklearn.neural_network.MLPClassifier : A single network without dropout.
+
+    Notes
+    -----
+    Missing labels (``NaN``, ``None`` or ``pandas.NA`` in ``y``) are left out
+    of the loss and of ``score``. Rows whose every weight is zero (missing or
+    ``sample_weight == 0``) are dropped before training, which makes a zero
+    weight the same as leaving the row out.
+
+    With a 2-D ``y``, ``predict`` returns an ``(n_samples, n_tasks)`` array,
+    of the labels' common dtype or of ``object`` dtype when tasks' label
+    dtypes differ, and ``predict_proba`` a list of ``(n_samples,
+    n_classes_t)`` arrays, as :class:`~sklearn.multioutput.MultiOutputClassifier`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn_mtl import MultiTaskNetClassifier
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> clf = MultiTaskNetClassifier(max_iter=50, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints = {
+        **BaseMultiTaskNet._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        head_layer_sizes=(),
+        activation="relu",
+        dropout=0.0,
+        batch_norm=False,
+        alpha=1e-4,
+        l1_ratio=0.0,
+        task_weights=None,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        class_weight=None,
+        random_state=None,
+        warm_start=False,
+        device="cpu",
+        verbose=0,
+        callbacks=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            head_layer_sizes=head_layer_sizes,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            alpha=alpha,
+            l1_ratio=l1_ratio,
+            task_weights=task_weights,
+            solver=solver,
+            learning_rate_init=learning_rate_init,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            random_state=random_state,
+            warm_start=warm_start,
+            device=device,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
+        self.class_weight = class_weight
+
+    def _column_kind(self, column, task):
+        return CLASSIFICATION
+
+    def _class_weights(self, task, spec, labels):
+        class_weight = self.class_weight
+        if isinstance(class_weight, list):
+            if len(class_weight) != len(self.tasks_):
+                raise ValueError(
+                    f"class_weight must have one entry per task (column of y); got "
+                    f"{len(class_weight)} entries for {len(self.tasks_)} tasks."
+                )
+            class_weight = class_weight[task]
+        elif isinstance(class_weight, dict) and len(self.tasks_) > 1:
+            raise ValueError(
+                "class_weight as a dict is for a single task; for several tasks pass "
+                "a list with one dict (or 'balanced', or None) per task."
+            )
+        if class_weight is None:
+            return None
+        per_class = compute_class_weight(class_weight, classes=spec.classes, y=labels)
+        return per_class[np.searchsorted(spec.classes, labels)]
+
+    def _set_task_attributes(self):
+        classes = [spec.classes for spec in self.tasks_]
+        self.classes_ = classes[0] if self._y_1d else classes
+        self.n_outputs_ = len(self.tasks_)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to every task of ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Labels of each task; ``NaN`` or ``None`` marks a missing label.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+                default=None
+            Weights of the samples (or of each sample in each task) in the loss.
+
+        Returns
+        -------
+        self : MultiTaskNetClassifier
+            The fitted estimator.
+        """
+        self._fit(X, y, sample_weight, incremental=False)
+        self._set_task_attributes()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train the network for one epoch on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Labels of each task; ``NaN`` or ``None`` marks a missing label.
+        classes : array-like or list of array-like, default=None
+            All labels of the task (or, for a 2-D ``y``, a list with the labels
+            of each task). Used on the first call only; when ``None`` the
+            labels present in the first ``y`` are all the model will know.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+                default=None
+            Weights of the samples in the loss.
+
+        Returns
+        -------
+        self : MultiTaskNetClassifier
+            The updated estimator.
+        """
+        if classes is not None and not hasattr(self, "net_"):
+            one_d = np.ndim(y) == 1
+            per_task = [classes] if one_d else list(classes)
+            self.tasks_ = [TaskSpec(CLASSIFICATION, classes=np.unique(c)) for c in per_task]
+            self._y_1d = one_d
+        self._fit(X, y, sample_weight, incremental=True)
+        self._set_task_attributes()
+        return self
+
+    def predict(self, X):
+        """Predict the label of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            Predicted labels, in the dtype of the training labels.
+        """
+        columns = self._predict_columns(X)
+        return columns[0] if self._y_1d else stack_columns(columns)
+
+    def predict_proba(self, X):
+        """Class probabilities of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of such arrays
+            One array for a 1-D ``y``, else a list with one array per task;
+            columns follow ``classes_``.
+        """
+        probabilities = self._task_outputs(X)
+        return probabilities[0] if self._y_1d else probabilities
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, with the same layout."""
+        proba = self.predict_proba(X)
+        if isinstance(proba, list):
+            return [np.log(p) for p in proba]
+        return np.log(proba)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of the accuracy on each task's labelled entries.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True labels; missing labels are left out.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy over tasks.
+        """
+        scores = per_task_scores(
+            y, self.predict(X), [CLASSIFICATION] * self.n_outputs_, sample_weight
+        )
+        return float(np.nanmean(scores))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -1,0 +1,238 @@
+"""The private skorch ``NeuralNet`` that trains a :class:`MultiTaskModule`.
+
+Batches are slices of tensors built once per fit (dense data lives on the
+training device; sparse data stays a scipy matrix and is densified one batch
+at a time), so no per-row ``__getitem__`` runs in the training loop.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.utils import TeeGenerator, to_device
+from torch import nn
+
+from ._tasks import CLASSIFICATION
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """Rows of ``X`` with their encoded targets and per-task loss weights.
+
+    ``X`` is a float32 tensor (already on ``device``) or a scipy CSR matrix.
+    ``targets`` holds class indices or standardised values (0 where missing)
+    and ``weights`` the loss weight of each entry (0 where missing).
+    """
+
+    def __init__(self, X, targets=None, weights=None, device="cpu"):
+        self.X = X
+        self.targets = targets
+        self.weights = weights
+        self.device = device
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def batch(self, index):
+        if torch.is_tensor(self.X):
+            Xb = self.X[index]
+        else:
+            rows = index.cpu().numpy() if torch.is_tensor(index) else index
+            Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
+        if self.targets is None:
+            return Xb, None
+        return Xb, (self.targets[index], self.weights[index])
+
+
+class BatchIterator:
+    """Yield batches of a :class:`TensorDataset` by slicing its tensors.
+
+    The order is drawn with ``torch.randperm`` from torch's global generator,
+    which the estimators seed from ``random_state``.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        n, size = len(self.dataset), self.batch_size
+        if self.shuffle:
+            device = self.dataset.X.device if torch.is_tensor(self.dataset.X) else "cpu"
+            order = torch.randperm(n, device=device)
+            for start in range(0, n, size):
+                yield self.dataset.batch(order[start : start + size])
+        else:
+            for start in range(0, n, size):
+                yield self.dataset.batch(slice(start, start + size))
+
+
+class MultiTaskLoss(nn.Module):
+    """Weighted sum over tasks of each task's weighted mean loss.
+
+    Each task's loss (cross-entropy or squared error) is averaged over the
+    batch's entries with their weights (zero for missing labels); a task with
+    no labelled entry in the batch contributes zero.
+    """
+
+    def __init__(self, kinds, output_sizes, task_weights):
+        super().__init__()
+        self.kinds = list(kinds)
+        bounds = np.cumsum([0, *output_sizes])
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.register_buffer(
+            "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
+        )
+
+    def per_task(self, y_pred, targets, weights):
+        """The ``(n_tasks,)`` tensor of weighted mean losses."""
+        losses = []
+        for t, (kind, cols) in enumerate(zip(self.kinds, self.slices)):
+            if kind == CLASSIFICATION:
+                loss = F.cross_entropy(
+                    y_pred[:, cols], targets[:, t].long(), reduction="none"
+                )
+            else:
+                loss = (y_pred[:, cols.start] - targets[:, t]).square()
+            w = weights[:, t]
+            losses.append((w * loss).sum() / w.sum().clamp_min(1e-12))
+        return torch.stack(losses)
+
+    def forward(self, y_pred, targets, weights):
+        return self.per_task(y_pred, targets, weights) @ self.task_weights
+
+
+class MultiTaskNeuralNet(NeuralNet):
+    """skorch ``NeuralNet`` with the multi-task loss and an L1/L2 penalty.
+
+    Parameters
+    ----------
+    alpha : float
+        Strength of the penalty on the ``Linear`` weight matrices.
+    l1_ratio : float
+        Mix of the penalty: ``alpha * (l1_ratio * |W|_1 +
+        0.5 * (1 - l1_ratio) * |W|_2^2)``.
+    """
+
+    def __init__(self, *args, alpha=0.0, l1_ratio=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+
+    def penalty(self):
+        weights = self.module_.weight_matrices()
+        total = 0.0
+        if self.l1_ratio < 1:
+            total = 0.5 * (1 - self.l1_ratio) * sum(w.square().sum() for w in weights)
+        if self.l1_ratio > 0:
+            total = total + self.l1_ratio * sum(w.abs().sum() for w in weights)
+        return total
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        targets, weights = y_true
+        loss = self.criterion_(y_pred, targets, weights)
+        if training and self.alpha > 0:
+            loss = loss + self.alpha * self.penalty()
+        return loss
+
+    # The module's mode is set once per epoch phase rather than once per batch.
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is not None:
+            self._set_training(training)
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def train_step(self, batch, **fit_params):
+        # One optimizer step without skorch's closure (no solver here needs it).
+        Xi, yi = batch
+        self._zero_grad_optimizer(set_to_none=True)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self._step_optimizer(None)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        # Checked and switched once, not once per batch as skorch does.
+        self.check_is_fitted()
+        self._set_training(training)
+        for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
+            with torch.inference_mode():
+                yield to_device(self.infer(Xi), device=device)
+
+
+def task_scores(outputs, targets, weights, kinds, slices):
+    """Accuracy / R² of each task on its labelled entries (``weights > 0``).
+
+    Computed on encoded targets: R² is unchanged by the standardisation.
+    """
+    scores = []
+    for t, (kind, cols) in enumerate(zip(kinds, slices)):
+        labelled = weights[:, t] > 0
+        if not labelled.any():
+            scores.append(float("nan"))
+            continue
+        truth = targets[labelled, t]
+        if kind == CLASSIFICATION:
+            pred = outputs[labelled, cols].argmax(dim=1)
+            scores.append((pred == truth.long()).float().mean().item())
+        else:
+            pred = outputs[labelled, cols.start]
+            residual = (truth - pred).square().sum()
+            total = (truth - truth.mean()).square().sum()
+            if total > 0:
+                scores.append(1.0 - (residual / total).item())
+            else:
+                scores.append(1.0 if residual == 0 else 0.0)
+    return scores
+
+
+class ValidationScore(Callback):
+    """Record ``valid_score``, the estimator's ``score`` on the validation rows."""
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        outputs = net.forward(dataset_valid, device=net.device)
+        criterion = net.criterion_
+        scores = task_scores(
+            outputs,
+            dataset_valid.targets,
+            dataset_valid.weights,
+            criterion.kinds,
+            criterion.slices,
+        )
+        net.history.record("valid_score", float(np.nanmean(scores)))
+
+
+class StopOnNonFinite(Callback):
+    """Stop a diverging fit with an error rather than return a broken model."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not np.isfinite(loss):
+            raise ValueError(
+                f"Training diverged: the training loss is {loss} at epoch "
+                f"{len(net.history)}. Lower learning_rate_init (currently "
+                f"{self.learning_rate}), scale the features (e.g. StandardScaler), "
+                f"or add batch_norm=True."
+            )

@@ -1,0 +1,212 @@
+"""MultiTaskNetRegressor: every column of ``y`` is a regression task."""
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn_compat.base import _fit_context
+
+from ._base import BaseMultiTaskNet
+from ._tasks import REGRESSION
+from .metrics import per_task_scores
+
+
+class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
+    """Multi-task neural network regressor with a shared trunk.
+
+    One network learns every column of ``y`` at once: a shared trunk of
+    ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` blocks feeds one
+    linear head per task (hard parameter sharing). Each task's target is
+    standardised inside ``fit`` (and mapped back by ``predict``), so tasks on
+    different scales weigh the same; the loss is the weighted sum over tasks
+    of each task's squared error, averaged over its labelled entries, plus an
+    L1/L2 penalty on the weight matrices. Training runs in a skorch
+    ``NeuralNet`` kept as ``net_``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the shared trunk's layers. ``()`` gives a linear model.
+    head_layer_sizes : array-like of int, default=()
+        Widths of the hidden layers of each task's head (same blocks as the
+        trunk, with the dropout rate of the last trunk layer).
+    activation : {"relu", "tanh", "logistic", "identity", "gelu"}, default="relu"
+        Activation of every hidden layer.
+    dropout : float or array-like of float, default=0.0
+        Probability of zeroing each unit of the shared trunk during training.
+        An array-like gives one rate per trunk layer.
+    batch_norm : bool, default=False
+        Whether each hidden layer has a ``BatchNorm1d`` after its ``Linear``.
+    alpha : float, default=1e-4
+        Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
+        l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices, added to
+        each batch's mean loss as in :class:`~sklearn.linear_model.ElasticNet`.
+    l1_ratio : float, default=0.0
+        Mix of the penalty: 0 is pure L2 (as in ``MLPRegressor``), 1 pure L1.
+    task_weights : array-like of shape (n_tasks,), default=None
+        Weight of each task's loss in the sum; ``None`` weighs all tasks 1.
+    solver : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}, default="adam"
+        The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9.
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer.
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Whether to shuffle the rows every epoch.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when the validation
+        R² has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
+        restore the best epoch's weights. Without it, training stops when the
+        training loss has not improved by ``tol`` for ``n_iter_no_change``
+        epochs.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    tol : float, default=1e-4
+        Least improvement that counts.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split; an int makes ``fit`` exactly reproducible on the same device.
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit``.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train and predict; ``"auto"`` picks CUDA when available.
+    verbose : int, default=0
+        Print skorch's per-epoch table when positive.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks, copied into ``net_`` at each fit.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of tasks.
+    tasks_ : list of TaskSpec
+        Kind and target standardisation of each task.
+    net_ : skorch.NeuralNet
+        The fitted network; ``net_.history`` holds the per-epoch records.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training loss (penalty included, on standardised targets) per epoch.
+    best_loss_ : float or None
+        Lowest training loss; ``None`` with early stopping.
+    validation_scores_ : list of float or None
+        Validation R² of each epoch with early stopping, else ``None``.
+    best_validation_score_ : float or None
+        Best validation R² with early stopping, else ``None``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names seen in ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    MultiTaskNetClassifier : The same network for classification tasks.
+    sklearn.neural_network.MLPRegressor : A single network without dropout.
+
+    Notes
+    -----
+    Missing targets (``NaN`` in ``y``) are left out of the loss and of
+    ``score``. Rows whose every weight is zero (missing or ``sample_weight ==
+    0``) are dropped before training, which makes a zero weight the same as
+    leaving the row out.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn_mtl import MultiTaskNetRegressor
+    >>> X, y = make_regression(n_samples=200, n_targets=2, random_state=0)
+    >>> reg = MultiTaskNetRegressor(max_iter=50, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3, 2)
+    """
+
+    def _column_kind(self, column, task):
+        return REGRESSION
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to every task of ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets of each task; ``NaN`` marks a missing target.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+                default=None
+            Weights of the samples (or of each sample in each task) in the loss.
+
+        Returns
+        -------
+        self : MultiTaskNetRegressor
+            The fitted estimator.
+        """
+        self._fit(X, y, sample_weight, incremental=False)
+        self.n_outputs_ = len(self.tasks_)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train the network for one epoch on ``(X, y)``.
+
+        The targets' standardisation is fixed on the first call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets of each task; ``NaN`` marks a missing target.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+                default=None
+            Weights of the samples in the loss.
+
+        Returns
+        -------
+        self : MultiTaskNetRegressor
+            The updated estimator.
+        """
+        self._fit(X, y, sample_weight, incremental=True)
+        self.n_outputs_ = len(self.tasks_)
+        return self
+
+    def predict(self, X):
+        """Predict the value of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            Predicted values (float64), on the scale of the training targets.
+        """
+        columns = self._predict_columns(X)
+        return columns[0] if self._y_1d else np.column_stack(columns)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of R² on each task's labelled entries.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True values; ``NaN`` entries are left out.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples.
+
+        Returns
+        -------
+        score : float
+            Mean R² over tasks.
+        """
+        scores = per_task_scores(
+            y, self.predict(X), [REGRESSION] * self.n_outputs_, sample_weight
+        )
+        return float(np.nanmean(scores))

@@ -1,0 +1,158 @@
+"""Task specifications: what each column of ``y`` is, and how it is encoded.
+
+A fitted model is a list of :class:`TaskSpec`, one per task (column of ``y``).
+Classification tasks map labels to class indices; regression tasks are
+standardised. Missing labels (``NaN``, ``None``, ``pandas.NA``) become a zero
+weight, so they never reach the loss.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_consistent_length
+from sklearn.utils.multiclass import check_classification_targets
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+@dataclass(frozen=True, eq=False)
+class TaskSpec:
+    """One task of a multi-task model.
+
+    Attributes
+    ----------
+    kind : {"classification", "regression"}
+    classes : ndarray or None
+        Sorted labels of a classification task, in their original dtype.
+    mean, scale : float
+        Standardisation of a regression task's target.
+    """
+
+    kind: str
+    classes: np.ndarray = None
+    mean: float = 0.0
+    scale: float = 1.0
+
+    @property
+    def n_outputs(self):
+        return len(self.classes) if self.kind == CLASSIFICATION else 1
+
+    def encode(self, column, missing):
+        """Class indices or standardised values as float32; NaN where missing."""
+        encoded = np.full(len(column), np.nan, dtype=np.float32)
+        labelled = column[~missing]
+        if self.kind == CLASSIFICATION:
+            index = np.searchsorted(self.classes, labelled)
+            index = np.minimum(index, len(self.classes) - 1)
+            unknown = self.classes[index] != labelled
+            if np.any(unknown):
+                raise ValueError(
+                    f"y contains labels {np.unique(labelled[unknown])!r} that are not "
+                    f"among the classes seen in the first fit {self.classes!r}."
+                )
+            encoded[~missing] = index
+        else:
+            encoded[~missing] = (labelled.astype(np.float64) - self.mean) / self.scale
+        return encoded
+
+    def decode(self, outputs):
+        """Labels (classification, from logits or probabilities) or values."""
+        if self.kind == CLASSIFICATION:
+            return self.classes[np.argmax(outputs, axis=1)]
+        return outputs[:, 0].astype(np.float64) * self.scale + self.mean
+
+
+def is_missing(column):
+    """Boolean mask of the missing entries of a 1-D target column."""
+    if column.dtype.kind == "f":
+        return np.isnan(column)
+    if column.dtype.kind != "O":
+        return np.zeros(len(column), dtype=bool)
+    return np.fromiter(
+        (
+            v is None
+            or (isinstance(v, (float, np.floating)) and np.isnan(v))
+            or type(v).__name__ in ("NAType", "NaTType")
+            for v in column
+        ),
+        dtype=bool,
+        count=len(column),
+    )
+
+
+def target_columns(y, n_samples):
+    """Split ``y`` into per-task 1-D columns, each keeping its own dtype.
+
+    Returns the list of columns and whether ``y`` was 1-D.
+    """
+    if y is None:
+        raise ValueError("y must not be None: pass the targets to fit.")
+    if hasattr(y, "iloc"):  # pandas Series or DataFrame: keep per-column dtypes
+        frame = y.to_frame() if y.ndim == 1 else y
+        columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+        one_d = y.ndim == 1
+    else:
+        y = np.asarray(y)
+        if y.ndim not in (1, 2):
+            raise ValueError(
+                f"y must be 1-D (one task) or 2-D (one column per task); "
+                f"got an array with shape {y.shape}."
+            )
+        one_d = y.ndim == 1
+        columns = [y] if one_d else [y[:, j] for j in range(y.shape[1])]
+    if not columns:
+        raise ValueError("y must have at least one column (task); got 0 columns.")
+    check_consistent_length(np.empty(n_samples), columns[0])
+    return columns, one_d
+
+
+def infer_spec(column, missing, kind, task):
+    """Build the :class:`TaskSpec` of one column from its labelled values."""
+    labelled = column[~missing]
+    if len(labelled) == 0:
+        raise ValueError(
+            f"Task {task} of y has no labelled sample (every entry is missing); "
+            f"each task needs at least one label."
+        )
+    if kind == CLASSIFICATION:
+        try:
+            check_classification_targets(labelled)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (task {task} of y)") from None
+        try:
+            classes = np.unique(labelled)
+        except TypeError:
+            types = sorted({type(v).__name__ for v in labelled})
+            raise TypeError(
+                f"Task {task} of y mixes label types {types}; the labels of one "
+                f"task must be of one type."
+            ) from None
+        if len(classes) < 2:
+            raise ValueError(
+                f"Task {task} of y has only one class ({classes[0]!r}) among its "
+                f"labelled samples; a classification task needs at least 2 classes."
+            )
+        return TaskSpec(CLASSIFICATION, classes=classes)
+    try:
+        values = labelled.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Task {task} of y is a regression task but holds non-numeric "
+            f"values such as {labelled[0]!r}."
+        ) from None
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"Input y contains infinity or a value too large for dtype('float64') "
+            f"(task {task}); mark missing labels with NaN."
+        )
+    scale = values.std()
+    return TaskSpec(REGRESSION, mean=values.mean(), scale=scale if scale > 0 else 1.0)
+
+
+def check_finite_labels(column, missing, task):
+    if column.dtype.kind == "f" and np.any(np.isinf(column[~missing])):
+        raise ValueError(
+            f"Input y contains infinity or a value too large for dtype('float64') "
+            f"(task {task}); mark missing labels with NaN."
+        )
