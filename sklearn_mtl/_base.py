@@ -57,6 +57,10 @@ def _positive_int_tuple(value, name):
     return tuple(int(s) for s in sizes)
 
 
+def _silent(*args, **kwargs):
+    """A skorch ``sink`` that prints nothing."""
+
+
 def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -212,7 +216,7 @@ class BaseMultiTaskNet(BaseEstimator):
     def _sample_weights(self, sample_weight, X, n_tasks):
         if sample_weight is None:
             return np.ones((X.shape[0], 1), dtype=np.float32)
-        if np.ndim(sample_weight) == 2:
+        if np.asarray(sample_weight).ndim == 2:
             weights = np.asarray(sample_weight, dtype=np.float64)
             if weights.shape != (X.shape[0], n_tasks):
                 raise ValueError(
@@ -411,7 +415,7 @@ class BaseMultiTaskNet(BaseEstimator):
                         threshold=self.tol,
                         threshold_mode="abs",
                         load_best=early_stopping,
-                        sink=lambda *args, **kwargs: None,
+                        sink=_silent,
                     ),
                 )
             )
@@ -436,9 +440,8 @@ class BaseMultiTaskNet(BaseEstimator):
         ]
 
     def _predict_columns(self, X):
-        return [
-            spec.decode(out) for spec, out in zip(self.tasks_, self._task_outputs(X))
-        ]
+        outputs = self._task_outputs(X)
+        return [spec.decode(out) for spec, out in zip(self.tasks_, outputs)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

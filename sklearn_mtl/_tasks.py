@@ -117,7 +117,10 @@ def infer_spec(column, missing, kind, task):
         )
     if kind == CLASSIFICATION:
         try:
-            check_classification_targets(labelled)
+            # An object column's labels are typed by their values (ints, bools...).
+            check_classification_targets(
+                np.array(labelled.tolist()) if labelled.dtype == object else labelled
+            )
         except ValueError as exc:
             raise ValueError(f"{exc} (task {task} of y)") from None
         try:
@@ -130,7 +133,7 @@ def infer_spec(column, missing, kind, task):
             ) from None
         if len(classes) < 2:
             raise ValueError(
-                f"Task {task} of y has only one class ({classes[0]!r}) among its "
+                f"Task {task} of y has only one class ({classes[0]}) among its "
                 f"labelled samples; a classification task needs at least 2 classes."
             )
         return TaskSpec(CLASSIFICATION, classes=classes)

@@ -1,0 +1,131 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+
+from sklearn_mtl import MultiTaskNetClassifier
+
+FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=60, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(two_task_data):
+    X, colour, size = two_task_data
+    y = np.empty((len(X), 2), dtype=object)
+    y[:, 0], y[:, 1] = colour, size
+    return MultiTaskNetClassifier(**FAST).fit(X, y), X, y
+
+
+def test_multi_output_string_and_int_tasks(fitted):
+    clf, X, y = fitted
+    assert clf.n_outputs_ == 2
+    assert list(clf.classes_[0]) == ["blue", "red"]
+    assert list(clf.classes_[1]) == [0, 1, 2]
+    pred = clf.predict(X)
+    assert pred.shape == (len(X), 2)
+    assert set(pred[:, 0]) <= {"blue", "red"} and set(pred[:, 1]) <= {0, 1, 2}
+    proba = clf.predict_proba(X)
+    assert [p.shape for p in proba] == [(len(X), 2), (len(X), 3)]
+    np.testing.assert_allclose([p.sum(axis=1) for p in proba], 1, rtol=1e-5)
+    per_task_dummy = [DummyClassifier().fit(X, y[:, t].astype(str)).score(X, y[:, t].astype(str)) for t in range(2)]
+    assert clf.score(X, y) > max(per_task_dummy) + 0.3
+
+
+def test_predict_keeps_each_label_dtype(two_task_data):
+    X, colour, size = two_task_data
+    clf = MultiTaskNetClassifier(**FAST).fit(X, size.astype(bool))
+    assert clf.predict(X).dtype == bool
+    frame = pd.DataFrame({"colour": colour, "big": size > 0})
+    clf = MultiTaskNetClassifier(**FAST).fit(X, frame)
+    pred = clf.predict(X)
+    assert pred.dtype == object
+    assert isinstance(pred[0, 0], str) and isinstance(pred[0, 1], (bool, np.bool_))
+    clf = MultiTaskNetClassifier(**FAST).fit(X, np.column_stack([size, size > 0]))
+    assert clf.predict(X).dtype.kind == "i"
+
+
+def test_missing_labels_are_masked(two_task_data):
+    X, colour, size = two_task_data
+    y = np.empty((len(X), 2), dtype=object)
+    y[:, 0], y[:, 1] = colour, size
+    # Half of task 0 is missing; the missing half carries deliberately wrong
+    # labels in a copy, which must not matter.
+    missing = np.arange(len(X)) % 2 == 0
+    y[missing, 0] = None
+    clf = MultiTaskNetClassifier(**FAST).fit(X, y)
+    wrong = y.copy()
+    wrong[missing, 0] = np.where(colour[missing] == "red", "blue", "red")
+    assert clf.score(X, y) == pytest.approx(
+        np.mean([np.mean(clf.predict(X)[~missing, 0] == y[~missing, 0]),
+                 np.mean(clf.predict(X)[:, 1] == y[:, 1])])
+    )
+    # Trained only on the labelled half, it still predicts the unlabelled half.
+    truth = np.empty_like(y)
+    truth[:, 0], truth[:, 1] = colour, size
+    assert np.mean(clf.predict(X)[missing, 0] == colour[missing]) > 0.85
+    float_y = np.column_stack([(colour == "red").astype(float), size]).astype(float)
+    float_y[missing, 0] = np.nan
+    clf = MultiTaskNetClassifier(**FAST).fit(X, float_y)
+    assert list(clf.classes_[0]) == [0.0, 1.0]
+
+
+def test_missing_labels_do_not_reach_the_loss(two_task_data):
+    X, colour, size = two_task_data
+    y = np.column_stack([(colour == "red").astype(float), size]).astype(float)
+    y[::2, 0] = np.nan
+    flipped = y.copy()
+    # A model trained where the "missing" rows carry labels learns from them;
+    # one trained with NaN there must equal one trained on those rows dropped
+    # for task 0 via a zero sample weight on that task.
+    weights = np.ones_like(y)
+    weights[::2, 0] = 0
+    flipped[::2, 0] = 1 - (colour[::2] == "red")
+    a = MultiTaskNetClassifier(**FAST).fit(X, y)
+    b = MultiTaskNetClassifier(**FAST).fit(X, flipped, sample_weight=weights)
+    np.testing.assert_allclose(a.predict_proba(X)[0], b.predict_proba(X)[0], rtol=1e-5)
+
+
+def test_class_weight_shifts_predictions(two_task_data):
+    X, _, _ = two_task_data
+    noise = np.random.RandomState(3).normal(scale=2.0, size=len(X))
+    colour = np.where(X[:, 0] + noise > 0.5, "red", "blue")
+    plain = MultiTaskNetClassifier(**FAST).fit(X, colour)
+    heavy = MultiTaskNetClassifier(**FAST, class_weight={"red": 20.0, "blue": 1.0}).fit(
+        X, colour
+    )
+    assert np.mean(heavy.predict(X) == "red") > np.mean(plain.predict(X) == "red") + 0.05
+    per_task = MultiTaskNetClassifier(**FAST, class_weight=[{"red": 20.0, "blue": 1.0}, None])
+    per_task.fit(X, np.column_stack([colour, colour]))
+    assert np.mean(per_task.predict(X)[:, 0] == "red") > np.mean(
+        per_task.predict(X)[:, 1] == "red"
+    )
+
+
+def test_class_weight_errors(two_task_data):
+    X, colour, size = two_task_data
+    y = np.column_stack([colour, size.astype(str)])
+    with pytest.raises(ValueError, match="class_weight must have one entry per task"):
+        MultiTaskNetClassifier(**FAST, class_weight=["balanced"]).fit(X, y)
+    with pytest.raises(ValueError, match="class_weight as a dict is for a single task"):
+        MultiTaskNetClassifier(**FAST, class_weight={"red": 2}).fit(X, y)
+
+
+def test_partial_fit_with_classes(two_task_data):
+    X, colour, size = two_task_data
+    clf = MultiTaskNetClassifier(hidden_layer_sizes=(32,), learning_rate_init=1e-2, random_state=0)
+    y = np.column_stack([colour, size.astype(str)])
+    classes = [["blue", "red"], ["0", "1", "2"]]
+    for epoch in range(30):
+        clf.partial_fit(X[:150], y[:150], classes=classes)
+        clf.partial_fit(X[150:], y[150:])
+    assert clf.n_iter_ == 60
+    assert clf.score(X, y) > 0.8
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.partial_fit(X[:5], np.column_stack([["green"] * 5, ["0"] * 5]))
+
+
+def test_predict_log_proba(fitted):
+    clf, X, _ = fitted
+    np.testing.assert_allclose(
+        np.exp(clf.predict_log_proba(X[:5])[1]), clf.predict_proba(X[:5])[1], rtol=1e-6
+    )
