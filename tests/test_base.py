@@ -343,3 +343,12 @@ def test_cuda_without_gpu_is_a_clear_error(data):
     with pytest.raises(ValueError, match="device='cuda' was requested but torch finds no CUDA"):
         MultiTaskNetClassifier(**FAST, device="cuda").fit(X, y)
     assert MultiTaskNetClassifier(**dict(FAST, max_iter=2), device="auto").fit(X, y).net_.device == "cpu"
+
+
+def test_sample_weight_is_normalised_by_its_sum(data):
+    X, y = data
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, size=len(X))
+    counts = MultiTaskNetClassifier(**FAST).fit(X, y, sample_weight=weights)
+    summing_to_one = MultiTaskNetClassifier(**FAST).fit(X, y, sample_weight=weights / weights.sum())
+    for a, b in zip(counts.predict_proba(X), summing_to_one.predict_proba(X)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
