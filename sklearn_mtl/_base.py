@@ -184,15 +184,18 @@ class BaseMultiTaskNet(BaseEstimator):
             dtype=(np.float32, np.float64),
             reset=reset,
         )
-        values = X.data if sp.issparse(X) else X
-        if np.abs(values).max(initial=0) > np.finfo(np.float32).max:
+        cast = X.dtype != np.float32
+        with np.errstate(over="ignore"):  # reported below, with the fix
+            X = X.tocsr().astype(np.float32) if sp.issparse(X) else X.astype(
+                np.float32, copy=False
+            )
+        # Finite float64 values beyond float32's range become inf in the cast.
+        if cast and not np.isfinite(X.data if sp.issparse(X) else X).all():
             raise ValueError(
                 "Input X contains values too large for float32 (above "
                 f"{np.finfo(np.float32).max:.3g}); rescale the features."
             )
-        return X.tocsr().astype(np.float32) if sp.issparse(X) else X.astype(
-            np.float32, copy=False
-        )
+        return X
 
     def _trunk_dropout(self):
         sizes = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes") if (
@@ -445,15 +448,14 @@ class BaseMultiTaskNet(BaseEstimator):
         X = self._validate_X(X, reset=False)
         net = self.net_
         outputs = net.forward(self._dataset(X, device=net.device), device=net.device)
-        criterion = net.criterion_
-        return [
-            (
-                torch.softmax(outputs[:, cols], dim=1)
-                if kind == CLASSIFICATION
-                else outputs[:, cols]
-            ).cpu().numpy()
-            for kind, cols in zip(criterion.kinds, criterion.slices)
-        ]
+        # One softmax per block of same-sized classification tasks.
+        for kind, first, stop, column, size in net.criterion_.groups:
+            if kind == CLASSIFICATION:
+                block = outputs[:, column : column + (stop - first) * size]
+                shape = (-1, stop - first, size)
+                block.copy_(block.reshape(shape).softmax(dim=2).reshape(block.shape))
+        outputs = outputs.cpu().numpy()
+        return [np.ascontiguousarray(outputs[:, cols]) for cols in net.criterion_.slices]
 
     def _predict_columns(self, X):
         outputs = self._task_outputs(X)
