@@ -352,3 +352,23 @@ def test_sample_weight_is_normalised_by_its_sum(data):
     summing_to_one = MultiTaskNetClassifier(**FAST).fit(X, y, sample_weight=weights / weights.sum())
     for a, b in zip(counts.predict_proba(X), summing_to_one.predict_proba(X)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_joblib_workers_run_one_torch_thread_each(data):
+    # joblib's loky workers cap OpenMP (which torch's intra-op pool follows)
+    # at cores // n_jobs, so parallel searches do not oversubscribe the cores.
+    import os
+
+    from sklearn.model_selection import cross_validate
+
+    X, y = data
+
+    class RecordThreads(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            net.history.record("threads", torch.get_num_threads())
+
+    est = MultiTaskNetClassifier(**dict(FAST, max_iter=2), callbacks=[RecordThreads()])
+    result = cross_validate(est, X, y, cv=KFold(2), n_jobs=2, return_estimator=True)
+    expected = max(os.cpu_count() // 2, 1)
+    for fitted in result["estimator"]:
+        assert fitted.net_.history[:, "threads"] == [expected, expected]
