@@ -23,14 +23,25 @@ class TensorDataset(torch.utils.data.Dataset):
 
     ``X`` is a float32 tensor (already on ``device``) or a scipy CSR matrix.
     ``targets`` holds class indices or standardised values (0 where missing)
-    and ``weights`` the loss weight of each entry (0 where missing).
+    and ``weights`` the loss weight of each entry (0 where missing); both are
+    views of one ``(n, 2 * n_tasks)`` tensor, so a batch takes one gather.
     """
 
     def __init__(self, X, targets=None, weights=None, device="cpu"):
         self.X = X
-        self.targets = targets
-        self.weights = weights
         self.device = device
+        self.labels = None
+        if targets is not None:
+            self.n_tasks = targets.shape[1]
+            self.labels = torch.cat([targets, weights], dim=1)
+
+    @property
+    def targets(self):
+        return None if self.labels is None else self.labels[:, : self.n_tasks]
+
+    @property
+    def weights(self):
+        return None if self.labels is None else self.labels[:, self.n_tasks :]
 
     def __len__(self):
         return self.X.shape[0]
@@ -41,9 +52,10 @@ class TensorDataset(torch.utils.data.Dataset):
         else:
             rows = index.cpu().numpy() if torch.is_tensor(index) else index
             Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
-        if self.targets is None:
+        if self.labels is None:
             return Xb, None
-        return Xb, (self.targets[index], self.weights[index])
+        labels = self.labels[index]
+        return Xb, (labels[:, : self.n_tasks], labels[:, self.n_tasks :])
 
 
 class BatchIterator:
