@@ -31,8 +31,8 @@ from ._net import (
     TensorDataset,
     ValidationScore,
 )
-from ._tasks import CLASSIFICATION, check_finite_labels, infer_spec, is_missing
-from ._tasks import target_columns
+from ._tasks import CLASSIFICATION, check_finite_labels, declared_specs, infer_spec
+from ._tasks import is_missing, target_columns
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),
@@ -233,17 +233,25 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- encoding ---------------------------------------------------------------
 
-    def _encode(self, X, y, sample_weight, reset):
-        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays."""
+    def _encode(self, X, y, sample_weight, reset, classes=None):
+        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays.
+
+        On ``reset`` the task specifications are inferred from ``y``, or taken
+        from ``classes`` (the label sets of classification tasks) when given.
+        """
         columns, one_d = target_columns(y, X.shape[0])
         missing = [is_missing(c) for c in columns]
         for t, (column, miss) in enumerate(zip(columns, missing)):
             check_finite_labels(column, miss, t)
         if reset:
-            self.tasks_ = [
-                infer_spec(c, m, self._column_kind(c, t), t)
-                for t, (c, m) in enumerate(zip(columns, missing))
-            ]
+            self.tasks_ = (
+                [
+                    infer_spec(c, m, self._column_kind(c, t), t)
+                    for t, (c, m) in enumerate(zip(columns, missing))
+                ]
+                if classes is None
+                else declared_specs(classes, one_d, len(columns))
+            )
             self._y_1d = one_d
         elif len(columns) != len(self.tasks_):
             raise ValueError(
@@ -267,7 +275,7 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- fit --------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight, *, incremental):
+    def _fit(self, X, y, sample_weight, *, incremental, classes=None):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -280,7 +288,9 @@ class BaseMultiTaskNet(BaseEstimator):
             if np.size(self.head_layer_sizes)
             else ()
         )
-        targets, weights = self._encode(X, y, sample_weight, reset=not continuing)
+        targets, weights = self._encode(
+            X, y, sample_weight, reset=not continuing, classes=classes
+        )
         task_weights = self._task_weight_vector(len(self.tasks_))
         no_weight = np.flatnonzero(weights.sum(axis=0) == 0)
         if len(no_weight):

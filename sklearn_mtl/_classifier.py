@@ -7,7 +7,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
-from ._tasks import CLASSIFICATION, TaskSpec
+from ._tasks import CLASSIFICATION
 from .metrics import per_task_scores
 
 
@@ -276,12 +276,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         self : MultiTaskNetClassifier
             The updated estimator.
         """
-        if classes is not None and not hasattr(self, "net_"):
-            one_d = np.ndim(y) == 1
-            per_task = [classes] if one_d else list(classes)
-            self.tasks_ = [TaskSpec(CLASSIFICATION, classes=np.unique(c)) for c in per_task]
-            self._y_1d = one_d
-        self._fit(X, y, sample_weight, incremental=True)
+        self._fit(X, y, sample_weight, incremental=True, classes=classes)
         self._set_task_attributes()
         return self
 

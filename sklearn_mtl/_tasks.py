@@ -153,6 +153,29 @@ def infer_spec(column, missing, kind, task):
     return TaskSpec(REGRESSION, mean=values.mean(), scale=scale if scale > 0 else 1.0)
 
 
+def declared_specs(classes, one_d, n_tasks):
+    """The :class:`TaskSpec` of classification tasks whose labels are given.
+
+    ``classes`` is the label set of the single task of a 1-D ``y``, or a
+    sequence with one label set per task of a 2-D ``y``.
+    """
+    per_task = [classes] if one_d else list(classes)
+    if len(per_task) != n_tasks:
+        raise ValueError(
+            f"classes must have one array of labels per task (column of y); got "
+            f"{len(per_task)} for {n_tasks} tasks."
+        )
+    specs = []
+    for t, labels in enumerate(per_task):
+        labels = np.unique(np.asarray(labels))
+        if len(labels) < 2:
+            raise ValueError(
+                f"classes of task {t} must hold at least 2 labels; got {labels!r}."
+            )
+        specs.append(TaskSpec(CLASSIFICATION, classes=labels))
+    return specs
+
+
 def check_finite_labels(column, missing, task):
     if column.dtype.kind == "f" and np.any(np.isinf(column[~missing])):
         raise ValueError(
