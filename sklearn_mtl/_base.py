@@ -210,11 +210,10 @@ class BaseMultiTaskNet(BaseEstimator):
             )
         return sizes, tuple(float(r) for r in rates)
 
-    def _task_columns(self):
+    @staticmethod
+    def _task_columns(n_aux):
         """How the tasks are laid out, for messages: "column of y" or more."""
-        if self.n_aux_tasks_:
-            return "column of y, then of aux_targets"
-        return "column of y"
+        return "column of y, then of aux_targets" if n_aux else "column of y"
 
     def _task_name(self, task):
         """Which column of y or aux_targets task ``task`` of ``tasks_`` is."""
@@ -233,7 +232,8 @@ class BaseMultiTaskNet(BaseEstimator):
         weights = np.asarray(self.task_weights, dtype=np.float64).ravel()
         if len(weights) != n_tasks:
             raise ValueError(
-                f"task_weights must have one entry per task ({self._task_columns()}); "
+                f"task_weights must have one entry per task "
+                f"({self._task_columns(self.n_aux_tasks_)}); "
                 f"got {len(weights)} entries for {n_tasks} tasks."
             )
         if not np.all(np.isfinite(weights) & (weights >= 0)):
@@ -242,7 +242,7 @@ class BaseMultiTaskNet(BaseEstimator):
             )
         return weights.astype(np.float32)
 
-    def _sample_weights(self, sample_weight, X, n_tasks):
+    def _sample_weights(self, sample_weight, X, n_tasks, n_aux):
         if sample_weight is None:
             return np.ones((X.shape[0], 1), dtype=np.float32)
         if np.asarray(sample_weight).ndim == 2:
@@ -251,7 +251,7 @@ class BaseMultiTaskNet(BaseEstimator):
                 raise ValueError(
                     f"sample_weight must be 1-D (n_samples,) or 2-D (n_samples, "
                     f"n_tasks) = {(X.shape[0], n_tasks)}, one column per task "
-                    f"({self._task_columns()}); got shape {weights.shape}."
+                    f"({self._task_columns(n_aux)}); got shape {weights.shape}."
                 )
             if not np.all(np.isfinite(weights)) or np.any(weights < 0):
                 raise ValueError("sample_weight must be finite and non-negative.")
@@ -325,19 +325,36 @@ class BaseMultiTaskNet(BaseEstimator):
         missing = [is_missing(c) for c in columns]
         for column, miss, (source, t) in zip(columns, missing, origins):
             check_finite_labels(column, miss, t, source)
+        sample_weights = self._sample_weights(
+            sample_weight, X, len(columns), len(aux_columns)
+        )
+        # The sample weights of each task: one column for all, or one per task.
+        task_sample_weights = [
+            sample_weights[:, t if sample_weights.shape[1] > 1 else 0]
+            for t in range(len(columns))
+        ]
         if reset:
             if classes is None:
                 main = [
-                    infer_spec(c, m, self._column_kind(c, t), t)
-                    for t, (c, m) in enumerate(zip(columns[:n_main], missing[:n_main]))
+                    infer_spec(c, m, self._column_kind(c, t), t, weights=w)
+                    for t, (c, m, w) in enumerate(
+                        zip(columns[:n_main], missing[:n_main], task_sample_weights)
+                    )
                 ]
             else:
                 main = declared_specs(classes, one_d, n_main)
             kinds = self._aux_kinds(aux_names, aux_declared)
             aux = [
-                infer_spec(c, m, kind or infer_kind(c, m), j, source="aux_targets")
-                for j, (c, m, kind) in enumerate(
-                    zip(columns[n_main:], missing[n_main:], kinds)
+                infer_spec(
+                    c, m, kind or infer_kind(c, m), j, source="aux_targets", weights=w
+                )
+                for j, (c, m, kind, w) in enumerate(
+                    zip(
+                        columns[n_main:],
+                        missing[n_main:],
+                        kinds,
+                        task_sample_weights[n_main:],
+                    )
                 )
             ]
             self.tasks_ = main + aux
@@ -349,9 +366,7 @@ class BaseMultiTaskNet(BaseEstimator):
                 for spec, c, m, (source, _) in zip(self.tasks_, columns, missing, origins)
             ]
         )
-        weights = self._sample_weights(sample_weight, X, len(columns)) * ~np.column_stack(
-            missing
-        )
+        weights = sample_weights * ~np.column_stack(missing)
         # class_weight weighs the classes of the predicted tasks: those of y.
         for t, spec in enumerate(self.tasks_[:n_main]):
             if spec.kind == CLASSIFICATION:

@@ -195,8 +195,13 @@ def auxiliary_columns(aux_targets, n_samples):
     return columns, names, declared
 
 
-def infer_spec(column, missing, kind, task, source="y"):
-    """Build the :class:`TaskSpec` of one column from its labelled values."""
+def infer_spec(column, missing, kind, task, source="y", weights=None):
+    """Build the :class:`TaskSpec` of one column from its labelled values.
+
+    A regression target is standardised with the sample ``weights`` of its
+    entries, so that a zero weight is the same as leaving the sample out and
+    a weight of ``k`` the same as repeating it ``k`` times.
+    """
     labelled = column[~missing]
     if len(labelled) == 0:
         raise ValueError(
@@ -237,8 +242,12 @@ def infer_spec(column, missing, kind, task, source="y"):
             f"Input {source} contains infinity or a value too large for "
             f"dtype('float64') (task {task}); mark missing labels with NaN."
         )
-    scale = values.std()
-    return TaskSpec(REGRESSION, mean=values.mean(), scale=scale if scale > 0 else 1.0)
+    w = None if weights is None else weights[~missing]
+    if w is not None and not w.sum() > 0:
+        w = None  # no weighted label: the fit stops with an error on that task
+    mean = np.average(values, weights=w)
+    scale = np.sqrt(np.average((values - mean) ** 2, weights=w))
+    return TaskSpec(REGRESSION, mean=mean, scale=scale if scale > 0 else 1.0)
 
 
 def declared_specs(classes, one_d, n_tasks):
