@@ -362,8 +362,10 @@ class BaseMultiTaskNet(BaseEstimator):
             self._y_1d = one_d
         targets = np.column_stack(
             [
-                spec.encode(c, m, source)
-                for spec, c, m, (source, _) in zip(self.tasks_, columns, missing, origins)
+                spec.encode(column, miss, source)
+                for spec, column, miss, (source, _) in zip(
+                    self.tasks_, columns, missing, origins
+                )
             ]
         )
         weights = sample_weights * ~np.column_stack(missing)

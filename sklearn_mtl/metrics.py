@@ -117,7 +117,8 @@ def per_task_roc_auc(y_true, y_proba, classes=None, sample_weight=None):
     ...     np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]]),
     ...     np.array([[0.8, 0.2], [0.5, 0.5], [0.3, 0.7], [0.6, 0.4]]),
     ... ]
-    >>> per_task_roc_auc(y_true, proba, classes=[np.array([0, 1]), np.array(["a", "b"])])
+    >>> classes = [np.array([0, 1]), np.array(["a", "b"])]
+    >>> per_task_roc_auc(y_true, proba, classes)
     array([0.75, 1.  ])
     """
     truth, one_d = target_columns(y_true, len(y_true))
@@ -303,7 +304,9 @@ def make_task_scorers(metrics, n_tasks):
     >>> from sklearn.model_selection import KFold, cross_validate
     >>> from sklearn_mtl import MultiTaskNetClassifier
     >>> from sklearn_mtl.metrics import make_task_scorers
-    >>> X, Y = make_multilabel_classification(n_samples=150, n_classes=2, random_state=0)
+    >>> X, Y = make_multilabel_classification(
+    ...     n_samples=150, n_classes=2, random_state=0
+    ... )
     >>> scoring = make_task_scorers(["accuracy", "roc_auc"], n_tasks=2)
     >>> sorted(scoring)  # doctest: +NORMALIZE_WHITESPACE
     ['mean_accuracy', 'mean_roc_auc', 'task0_accuracy', 'task0_roc_auc',

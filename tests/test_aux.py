@@ -59,6 +59,17 @@ def test_shuffled_aux_targets_are_not_learnt(data, fitted):
     assert correlation < 0.4 < aligned_correlation
 
 
+def test_aux_tasks_next_to_a_multi_task_y(data):
+    X, y, aux, X_test, aux_test = data
+    Y = np.column_stack([y, np.where(X[:, 2] > 0, "up", "down")])
+    clf = MultiTaskNetClassifier(**FAST).fit(X, Y, aux_targets=aux)
+    assert clf.n_outputs_ == 2 and len(clf.classes_) == 2 and len(clf.tasks_) == 4
+    assert clf.predict(X_test).shape == (200, 2)
+    assert [p.shape for p in clf.predict_proba(X_test)] == [(200, 2), (200, 2)]
+    assert clf.score(X, Y) > 0.9
+    assert aux_scores(clf, X_test, aux_test)[0] > 0.9
+
+
 def test_regressor_with_a_classification_aux_task(data):
     X, _, aux, X_test, aux_test = data
     target = X[:, 0] - 2 * X[:, 2]
