@@ -325,40 +325,17 @@ class BaseMultiTaskNet(BaseEstimator):
         missing = [is_missing(c) for c in columns]
         for column, miss, (source, t) in zip(columns, missing, origins):
             check_finite_labels(column, miss, t, source)
-        sample_weights = self._sample_weights(
-            sample_weight, X, len(columns), len(aux_columns)
+        # One column of sample weights per task (a 1-D sample_weight serves all).
+        sample_weights = np.broadcast_to(
+            self._sample_weights(sample_weight, X, len(columns), len(aux_columns)),
+            (n_samples, len(columns)),
         )
-        # The sample weights of each task: one column for all, or one per task.
-        task_sample_weights = [
-            sample_weights[:, t if sample_weights.shape[1] > 1 else 0]
-            for t in range(len(columns))
-        ]
         if reset:
-            if classes is None:
-                main = [
-                    infer_spec(c, m, self._column_kind(c, t), t, weights=w)
-                    for t, (c, m, w) in enumerate(
-                        zip(columns[:n_main], missing[:n_main], task_sample_weights)
-                    )
-                ]
-            else:
-                main = declared_specs(classes, one_d, n_main)
-            kinds = self._aux_kinds(aux_names, aux_declared)
-            aux = [
-                infer_spec(
-                    c, m, kind or infer_kind(c, m), j, source="aux_targets", weights=w
-                )
-                for j, (c, m, kind, w) in enumerate(
-                    zip(
-                        columns[n_main:],
-                        missing[n_main:],
-                        kinds,
-                        task_sample_weights[n_main:],
-                    )
-                )
-            ]
-            self.tasks_ = main + aux
-            self.n_aux_tasks_ = len(aux)
+            self.tasks_ = self._infer_specs(
+                columns, missing, sample_weights, n_main, aux_names, aux_declared,
+                one_d, classes,
+            )
+            self.n_aux_tasks_ = len(aux_columns)
             self._y_1d = one_d
         targets = np.column_stack(
             [
@@ -378,6 +355,32 @@ class BaseMultiTaskNet(BaseEstimator):
                     weights[labelled, t] *= per_sample
         targets[np.isnan(targets)] = 0
         return targets, weights
+
+    def _infer_specs(
+        self, columns, missing, sample_weights, n_main, aux_names, aux_declared,
+        one_d, classes,
+    ):
+        """Task specifications of the columns of y, then of aux_targets."""
+        if classes is None:
+            main = [
+                infer_spec(
+                    columns[t], missing[t], self._column_kind(columns[t], t), t,
+                    weights=sample_weights[:, t],
+                )
+                for t in range(n_main)
+            ]
+        else:
+            main = declared_specs(classes, one_d, n_main)
+        aux = []
+        for j, kind in enumerate(self._aux_kinds(aux_names, aux_declared)):
+            column, miss = columns[n_main + j], missing[n_main + j]
+            aux.append(
+                infer_spec(
+                    column, miss, kind or infer_kind(column, miss), j,
+                    source="aux_targets", weights=sample_weights[:, n_main + j],
+                )
+            )
+        return main + aux
 
     def _check_task_counts(self, n_main, n_aux):
         if n_main != self._n_main_tasks:
