@@ -149,6 +149,13 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     dtypes differ, and ``predict_proba`` a list of ``(n_samples,
     n_classes_t)`` arrays, as :class:`~sklearn.multioutput.MultiOutputClassifier`.
 
+    Auxiliary tasks (``aux_targets`` in :meth:`fit`) are trained through heads
+    of their own on the shared trunk but never predicted. They keep the net
+    multi-task inside scikit-learn's ensembles, which pass a 1-D ``y``: with
+    metadata routing enabled and ``set_fit_request(aux_targets=True)``,
+    bagging, stacking, voting, calibration and the searches slice them with
+    the rows of ``X``.
+
     Examples
     --------
     >>> from sklearn.datasets import make_classification

@@ -125,6 +125,13 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     0``) are dropped before training, which makes a zero weight the same as
     leaving the row out.
 
+    Auxiliary tasks (``aux_targets`` in :meth:`fit`) are trained through heads
+    of their own on the shared trunk but never predicted. They keep the net
+    multi-task inside scikit-learn's ensembles, which pass a 1-D ``y``: with
+    metadata routing enabled and ``set_fit_request(aux_targets=True)``,
+    bagging, stacking, voting, calibration and the searches slice them with
+    the rows of ``X``.
+
     Examples
     --------
     >>> from sklearn.datasets import make_regression
