@@ -31,8 +31,17 @@ from ._net import (
     TensorDataset,
     ValidationScore,
 )
-from ._tasks import CLASSIFICATION, check_finite_labels, infer_spec, is_missing
-from ._tasks import target_columns
+from ._tasks import (
+    CLASSIFICATION,
+    REGRESSION,
+    auxiliary_columns,
+    check_finite_labels,
+    declared_specs,
+    infer_kind,
+    infer_spec,
+    is_missing,
+    target_columns,
+)
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),
@@ -101,6 +110,7 @@ class BaseMultiTaskNet(BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "task_weights": ["array-like", None],
+        "aux_task_types": [list, dict, None],
         "solver": [StrOptions(set(SOLVERS))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -128,6 +138,7 @@ class BaseMultiTaskNet(BaseEstimator):
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
+        aux_task_types=None,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
@@ -151,6 +162,7 @@ class BaseMultiTaskNet(BaseEstimator):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.task_weights = task_weights
+        self.aux_task_types = aux_task_types
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
@@ -218,14 +230,31 @@ class BaseMultiTaskNet(BaseEstimator):
             )
         return sizes, tuple(float(r) for r in rates)
 
+    @staticmethod
+    def _task_columns(n_aux):
+        """How the tasks are laid out, for messages: "column of y" or more."""
+        return "column of y, then of aux_targets" if n_aux else "column of y"
+
+    def _task_name(self, task):
+        """Which column of y or aux_targets task ``task`` of ``tasks_`` is."""
+        n_main = self._n_main_tasks
+        if task < n_main:
+            return f"Task {task} of y"
+        return f"Task {task - n_main} of aux_targets"
+
+    @property
+    def _n_main_tasks(self):
+        return len(self.tasks_) - self.n_aux_tasks_
+
     def _task_weight_vector(self, n_tasks):
         if self.task_weights is None:
             return np.ones(n_tasks, dtype=np.float32)
         weights = np.asarray(self.task_weights, dtype=np.float64).ravel()
         if len(weights) != n_tasks:
             raise ValueError(
-                f"task_weights must have one entry per task (column of y); got "
-                f"{len(weights)} entries for {n_tasks} tasks."
+                f"task_weights must have one entry per task "
+                f"({self._task_columns(self.n_aux_tasks_)}); "
+                f"got {len(weights)} entries for {n_tasks} tasks."
             )
         if not np.all(np.isfinite(weights) & (weights >= 0)):
             raise ValueError(
@@ -233,7 +262,7 @@ class BaseMultiTaskNet(BaseEstimator):
             )
         return weights.astype(np.float32)
 
-    def _sample_weights(self, sample_weight, X, n_tasks):
+    def _sample_weights(self, sample_weight, X, n_tasks, n_aux):
         if sample_weight is None:
             return np.ones((X.shape[0], 1), dtype=np.float32)
         if np.asarray(sample_weight).ndim == 2:
@@ -241,7 +270,8 @@ class BaseMultiTaskNet(BaseEstimator):
             if weights.shape != (X.shape[0], n_tasks):
                 raise ValueError(
                     f"sample_weight must be 1-D (n_samples,) or 2-D (n_samples, "
-                    f"n_tasks) = {(X.shape[0], n_tasks)}; got shape {weights.shape}."
+                    f"n_tasks) = {(X.shape[0], n_tasks)}, one column per task "
+                    f"({self._task_columns(n_aux)}); got shape {weights.shape}."
                 )
             if not np.all(np.isfinite(weights)) or np.any(weights < 0):
                 raise ValueError("sample_weight must be finite and non-negative.")
@@ -253,30 +283,91 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- encoding ---------------------------------------------------------------
 
-    def _encode(self, X, y, sample_weight, reset):
-        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays."""
-        columns, one_d = target_columns(y, X.shape[0])
-        missing = [is_missing(c) for c in columns]
-        for t, (column, miss) in enumerate(zip(columns, missing)):
-            check_finite_labels(column, miss, t)
-        if reset:
-            self.tasks_ = [
-                infer_spec(c, m, self._column_kind(c, t), t)
-                for t, (c, m) in enumerate(zip(columns, missing))
-            ]
-            self._y_1d = one_d
-        elif len(columns) != len(self.tasks_):
-            raise ValueError(
-                f"y has {len(columns)} tasks (columns) but the model was fitted on "
-                f"{len(self.tasks_)}."
+    def _aux_kinds(self, names, declared):
+        """Kind of each auxiliary column: from ``aux_task_types``, its dtype or None."""
+        kinds = list(declared)
+        overrides = self.aux_task_types
+        if overrides is None:
+            return kinds
+        if isinstance(overrides, list):
+            if len(overrides) != len(names):
+                raise ValueError(
+                    f"aux_task_types must have one entry per column of aux_targets; "
+                    f"got {len(overrides)} entries for {len(names)} columns."
+                )
+            overrides = dict(enumerate(overrides))
+        for key, kind in overrides.items():
+            if key in names:
+                position = names.index(key)
+            elif isinstance(key, Integral) and 0 <= key < len(names):
+                position = int(key)
+            else:
+                raise ValueError(
+                    f"aux_task_types has the key {key!r}, which is neither a column "
+                    f"name nor a position of aux_targets (columns: {names})."
+                )
+            if kind not in (CLASSIFICATION, REGRESSION, None):
+                raise ValueError(
+                    f"aux_task_types must give 'classification', 'regression' or None "
+                    f"for each column; got {kind!r} for column {names[position]!r}."
+                )
+            if kind is not None:
+                kinds[position] = kind
+        return kinds
+
+    def _encode(self, X, y, aux_targets, sample_weight, reset, classes=None):
+        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays.
+
+        The tasks are the columns of ``y``, then those of ``aux_targets``. On
+        ``reset`` the task specifications are inferred from the labels, or
+        taken from ``classes`` (the label sets of the classification tasks of
+        ``y``) when given.
+        """
+        n_samples = X.shape[0]
+        columns, one_d = target_columns(y, n_samples)
+        n_main = len(columns)
+        aux_names, aux_declared = [], []
+        if aux_targets is not None:
+            aux_columns, aux_names, aux_declared = auxiliary_columns(
+                aux_targets, n_samples
             )
+        elif reset:
+            aux_columns = []
+        else:  # continued training without aux_targets: those tasks are unlabelled
+            aux_columns = [np.full(n_samples, np.nan)] * self.n_aux_tasks_
+        if not reset:
+            self._check_task_counts(n_main, len(aux_columns))
+        columns = columns + aux_columns
+        # (argument, position) of each task, for messages.
+        origins = [("y", t) for t in range(n_main)] + [
+            ("aux_targets", j) for j in range(len(aux_columns))
+        ]
+        missing = [is_missing(c) for c in columns]
+        for column, miss, (source, t) in zip(columns, missing, origins):
+            check_finite_labels(column, miss, t, source)
+        # One column of sample weights per task (a 1-D sample_weight serves all).
+        sample_weights = np.broadcast_to(
+            self._sample_weights(sample_weight, X, len(columns), len(aux_columns)),
+            (n_samples, len(columns)),
+        )
+        if reset:
+            self.tasks_ = self._infer_specs(
+                columns, missing, sample_weights, n_main, aux_names, aux_declared,
+                one_d, classes,
+            )
+            self.n_aux_tasks_ = len(aux_columns)
+            self._y_1d = one_d
         targets = np.column_stack(
-            [spec.encode(c, m) for spec, c, m in zip(self.tasks_, columns, missing)]
+            [
+                spec.encode(column, miss, source)
+                for spec, column, miss, (source, _) in zip(
+                    self.tasks_, columns, missing, origins
+                )
+            ]
         )
-        weights = self._sample_weights(sample_weight, X, len(columns)) * ~np.column_stack(
-            missing
-        )
-        for t, spec in enumerate(self.tasks_):
+        weights = sample_weights * ~np.column_stack(missing)
+        # class_weight weighs the classes of the predicted tasks: those of y.
+        for t, spec in enumerate(self.tasks_[:n_main]):
             if spec.kind == CLASSIFICATION:
                 labelled = ~missing[t]
                 per_sample = self._class_weights(t, spec, columns[t][labelled])
@@ -285,9 +376,47 @@ class BaseMultiTaskNet(BaseEstimator):
         targets[np.isnan(targets)] = 0
         return targets, weights
 
+    def _infer_specs(
+        self, columns, missing, sample_weights, n_main, aux_names, aux_declared,
+        one_d, classes,
+    ):
+        """Task specifications of the columns of y, then of aux_targets."""
+        if classes is None:
+            main = [
+                infer_spec(
+                    columns[t], missing[t], self._column_kind(columns[t], t), t,
+                    weights=sample_weights[:, t],
+                )
+                for t in range(n_main)
+            ]
+        else:
+            main = declared_specs(classes, one_d, n_main)
+        aux = []
+        for j, kind in enumerate(self._aux_kinds(aux_names, aux_declared)):
+            column, miss = columns[n_main + j], missing[n_main + j]
+            aux.append(
+                infer_spec(
+                    column, miss, kind or infer_kind(column, miss), j,
+                    source="aux_targets", weights=sample_weights[:, n_main + j],
+                )
+            )
+        return main + aux
+
+    def _check_task_counts(self, n_main, n_aux):
+        if n_main != self._n_main_tasks:
+            raise ValueError(
+                f"y has {n_main} tasks (columns) but the model was fitted on "
+                f"{self._n_main_tasks}."
+            )
+        if n_aux != self.n_aux_tasks_:
+            raise ValueError(
+                f"aux_targets has {n_aux} columns but the model was fitted with "
+                f"{self.n_aux_tasks_} auxiliary tasks."
+            )
+
     # -- fit --------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight, *, incremental):
+    def _fit(self, X, y, aux_targets, sample_weight, *, incremental, classes=None):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -300,13 +429,17 @@ class BaseMultiTaskNet(BaseEstimator):
             if np.size(self.head_layer_sizes)
             else ()
         )
-        targets, weights = self._encode(X, y, sample_weight, reset=not continuing)
+        targets, weights = self._encode(
+            X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
+        )
         task_weights = self._task_weight_vector(len(self.tasks_))
         no_weight = np.flatnonzero(weights.sum(axis=0) == 0)
+        if aux_targets is None:  # unlabelled auxiliary tasks are left untrained
+            no_weight = no_weight[no_weight < self._n_main_tasks]
         if len(no_weight):
             raise ValueError(
-                f"Task {no_weight[0]} of y has no labelled sample with a positive "
-                f"sample_weight; each task needs at least one."
+                f"{self._task_name(no_weight[0])} has no labelled sample with a "
+                f"positive sample_weight; each task needs at least one."
             )
         # A row that weighs zero for every task cannot change the fit; dropping
         # it makes a zero weight exactly equivalent to removing the sample.
@@ -371,9 +504,14 @@ class BaseMultiTaskNet(BaseEstimator):
                 stratify=stratify,
                 random_state=self._rng,
             )
+            valid_weights = weights[valid_rows]
+            # The validation score is the estimator's score, over the tasks of y
+            # only: held-out rows keep no auxiliary label, and a task without
+            # labels has a NaN score, which the mean over tasks skips.
+            valid_weights[:, self._n_main_tasks :] = 0
             return (
                 self._dataset(X[train_rows], targets[train_rows], weights[train_rows], device),
-                self._dataset(X[valid_rows], targets[valid_rows], weights[valid_rows], device),
+                self._dataset(X[valid_rows], targets[valid_rows], valid_weights, device),
             )
         return self._dataset(X, targets, weights, device), None
 
@@ -447,8 +585,11 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- predict ----------------------------------------------------------------
 
-    def _task_outputs(self, X):
-        """Per task: class probabilities, or standardised values ``(n, 1)``."""
+    def _task_outputs(self, X, auxiliary=False):
+        """Per task: class probabilities, or standardised values ``(n, 1)``.
+
+        The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks.
+        """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         net = self.net_
@@ -460,11 +601,18 @@ class BaseMultiTaskNet(BaseEstimator):
                 shape = (-1, stop - first, size)
                 block.copy_(block.reshape(shape).softmax(dim=2).reshape(block.shape))
         outputs = outputs.cpu().numpy()
-        return [np.ascontiguousarray(outputs[:, cols]) for cols in net.criterion_.slices]
+        tasks = (
+            slice(self._n_main_tasks, None) if auxiliary else slice(self._n_main_tasks)
+        )
+        return [
+            np.ascontiguousarray(outputs[:, cols])
+            for cols in net.criterion_.slices[tasks]
+        ]
 
     def _predict_columns(self, X):
         outputs = self._task_outputs(X)
-        return [spec.decode(out) for spec, out in zip(self.tasks_, outputs)]
+        tasks = self.tasks_[: self._n_main_tasks]
+        return [spec.decode(out) for spec, out in zip(tasks, outputs)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

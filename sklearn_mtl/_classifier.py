@@ -7,7 +7,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
-from ._tasks import CLASSIFICATION, TaskSpec
+from ._tasks import CLASSIFICATION
 from .metrics import per_task_scores
 
 
@@ -51,7 +51,17 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     l1_ratio : float, default=0.0
         Mix of the penalty: 0 is pure L2 (as in ``MLPClassifier``), 1 pure L1.
     task_weights : array-like of shape (n_tasks,), default=None
-        Weight of each task's loss in the sum; ``None`` weighs all tasks 1.
+        Weight of each task's loss in the sum, for the tasks of ``y`` then
+        those of ``aux_targets``; ``None`` weighs all tasks 1.
+    aux_task_types : list or dict, default=None
+        Kind of each auxiliary task (column of ``aux_targets`` in ``fit``),
+        ``"classification"`` or ``"regression"``: a list with one entry per
+        column, or a dict from column names (or positions) to kinds. Columns
+        left out (or given ``None``) are typed by their dtype and labelled
+        values: pandas ``category`` columns, strings and booleans are
+        classification; numbers with a fractional part are regression;
+        integral numbers are classification when they take at most 10
+        distinct values, else regression.
     solver : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}, default="adam"
         The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9, as
         ``MLPClassifier`` does.
@@ -76,7 +86,8 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     tol : float, default=1e-4
         Least improvement that counts.
     class_weight : dict, "balanced", list or None, default=None
-        Weights of the classes in each task's loss, as in
+        Weights of the classes in the loss of each task of ``y`` (auxiliary
+        tasks are not weighted), as in
         :class:`~sklearn.ensemble.RandomForestClassifier`: a dict ``{label:
         weight}`` or ``"balanced"`` for a single task (``"balanced"`` applies
         to every task), or a list with one dict, ``"balanced"`` or ``None`` per
@@ -98,9 +109,12 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     classes_ : ndarray or list of ndarray
         Labels of the single task, or a list with the labels of each task.
     n_outputs_ : int
-        Number of tasks.
+        Number of tasks of ``y`` (the predicted tasks).
+    n_aux_tasks_ : int
+        Number of auxiliary tasks (columns of ``aux_targets``).
     tasks_ : list of TaskSpec
-        Kind and label set of each task.
+        Kind and label set of each task: the tasks of ``y``, then the
+        auxiliary tasks.
     net_ : skorch.NeuralNet
         The fitted network; ``net_.history`` holds the per-epoch records.
     n_iter_ : int
@@ -135,6 +149,13 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     dtypes differ, and ``predict_proba`` a list of ``(n_samples,
     n_classes_t)`` arrays, as :class:`~sklearn.multioutput.MultiOutputClassifier`.
 
+    Auxiliary tasks (``aux_targets`` in :meth:`fit`) are trained through heads
+    of their own on the shared trunk but never predicted. They keep the net
+    multi-task inside scikit-learn's ensembles, which pass a 1-D ``y``: with
+    metadata routing enabled and ``set_fit_request(aux_targets=True)``,
+    bagging, stacking, voting, calibration and the searches slice them with
+    the rows of ``X``.
+
     Examples
     --------
     >>> from sklearn.datasets import make_classification
@@ -161,6 +182,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
+        aux_task_types=None,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
@@ -186,6 +208,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             alpha=alpha,
             l1_ratio=l1_ratio,
             task_weights=task_weights,
+            aux_task_types=aux_task_types,
             solver=solver,
             learning_rate_init=learning_rate_init,
             batch_size=batch_size,
@@ -209,13 +232,13 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     def _class_weights(self, task, spec, labels):
         class_weight = self.class_weight
         if isinstance(class_weight, list):
-            if len(class_weight) != len(self.tasks_):
+            if len(class_weight) != self._n_main_tasks:
                 raise ValueError(
                     f"class_weight must have one entry per task (column of y); got "
-                    f"{len(class_weight)} entries for {len(self.tasks_)} tasks."
+                    f"{len(class_weight)} entries for {self._n_main_tasks} tasks."
                 )
             class_weight = class_weight[task]
-        elif isinstance(class_weight, dict) and len(self.tasks_) > 1:
+        elif isinstance(class_weight, dict) and self._n_main_tasks > 1:
             raise ValueError(
                 "class_weight as a dict is for a single task; for several tasks pass "
                 "a list with one dict (or 'balanced', or None) per task."
@@ -226,13 +249,13 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         return per_class[np.searchsorted(spec.classes, labels)]
 
     def _set_task_attributes(self):
-        classes = [spec.classes for spec in self.tasks_]
+        classes = [spec.classes for spec in self.tasks_[: self._n_main_tasks]]
         self.classes_ = classes[0] if self._y_1d else classes
-        self.n_outputs_ = len(self.tasks_)
+        self.n_outputs_ = self._n_main_tasks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to every task of ``y``.
+    def fit(self, X, y, aux_targets=None, sample_weight=None):
+        """Fit the network to every task of ``y`` (and of ``aux_targets``).
 
         Parameters
         ----------
@@ -240,21 +263,33 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             The input samples.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Labels of each task; ``NaN`` or ``None`` marks a missing label.
+        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
+                default=None
+            Auxiliary tasks, trained through their own heads on the shared
+            trunk but not predicted: ``predict``, ``predict_proba``,
+            ``classes_``, ``score`` and ``n_outputs_`` cover the tasks of ``y``
+            only. Rows match ``X`` by position; ``NaN`` or ``None`` marks a
+            missing label; a 1-D array is one task. Each column's kind follows
+            ``aux_task_types``. Inside scikit-learn's ensembles and searches,
+            enable metadata routing and call ``set_fit_request(aux_targets=True)``
+            so that they pass it with the rows of ``X`` they select.
         sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
                 default=None
-            Weights of the samples (or of each sample in each task) in the loss.
+            Weights of the samples (or of each sample in each task: the tasks
+            of ``y``, then those of ``aux_targets``) in the loss, normalised by
+            their sum.
 
         Returns
         -------
         self : MultiTaskNetClassifier
             The fitted estimator.
         """
-        self._fit(X, y, sample_weight, incremental=False)
+        self._fit(X, y, aux_targets, sample_weight, incremental=False)
         self._set_task_attributes()
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X, y, classes=None, aux_targets=None, sample_weight=None):
         """Train the network for one epoch on ``(X, y)``.
 
         Parameters
@@ -267,6 +302,11 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             All labels of the task (or, for a 2-D ``y``, a list with the labels
             of each task). Used on the first call only; when ``None`` the
             labels present in the first ``y`` are all the model will know.
+        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
+                default=None
+            Auxiliary tasks, as in :meth:`fit`; their kinds and labels are
+            fixed on the first call. Left out on a later call, the auxiliary
+            heads are not trained in that epoch.
         sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
                 default=None
             Weights of the samples in the loss.
@@ -276,12 +316,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         self : MultiTaskNetClassifier
             The updated estimator.
         """
-        if classes is not None and not hasattr(self, "net_"):
-            one_d = np.ndim(y) == 1
-            per_task = [classes] if one_d else list(classes)
-            self.tasks_ = [TaskSpec(CLASSIFICATION, classes=np.unique(c)) for c in per_task]
-            self._y_1d = one_d
-        self._fit(X, y, sample_weight, incremental=True)
+        self._fit(X, y, aux_targets, sample_weight, incremental=True, classes=classes)
         self._set_task_attributes()
         return self
 

@@ -42,7 +42,17 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     l1_ratio : float, default=0.0
         Mix of the penalty: 0 is pure L2 (as in ``MLPRegressor``), 1 pure L1.
     task_weights : array-like of shape (n_tasks,), default=None
-        Weight of each task's loss in the sum; ``None`` weighs all tasks 1.
+        Weight of each task's loss in the sum, for the tasks of ``y`` then
+        those of ``aux_targets``; ``None`` weighs all tasks 1.
+    aux_task_types : list or dict, default=None
+        Kind of each auxiliary task (column of ``aux_targets`` in ``fit``),
+        ``"classification"`` or ``"regression"``: a list with one entry per
+        column, or a dict from column names (or positions) to kinds. Columns
+        left out (or given ``None``) are typed by their dtype and labelled
+        values: pandas ``category`` columns, strings and booleans are
+        classification; numbers with a fractional part are regression;
+        integral numbers are classification when they take at most 10
+        distinct values, else regression.
     solver : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}, default="adam"
         The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9.
     learning_rate_init : float, default=1e-3
@@ -80,9 +90,12 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     Attributes
     ----------
     n_outputs_ : int
-        Number of tasks.
+        Number of tasks of ``y`` (the predicted tasks).
+    n_aux_tasks_ : int
+        Number of auxiliary tasks (columns of ``aux_targets``).
     tasks_ : list of TaskSpec
-        Kind and target standardisation of each task.
+        Kind and label set or target standardisation of each task: the tasks
+        of ``y``, then the auxiliary tasks.
     net_ : skorch.NeuralNet
         The fitted network; ``net_.history`` holds the per-epoch records.
     n_iter_ : int
@@ -112,6 +125,13 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     0``) are dropped before training, which makes a zero weight the same as
     leaving the row out.
 
+    Auxiliary tasks (``aux_targets`` in :meth:`fit`) are trained through heads
+    of their own on the shared trunk but never predicted. They keep the net
+    multi-task inside scikit-learn's ensembles, which pass a 1-D ``y``: with
+    metadata routing enabled and ``set_fit_request(aux_targets=True)``,
+    bagging, stacking, voting, calibration and the searches slice them with
+    the rows of ``X``.
+
     Examples
     --------
     >>> from sklearn.datasets import make_regression
@@ -126,8 +146,8 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
         return REGRESSION
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to every task of ``y``.
+    def fit(self, X, y, aux_targets=None, sample_weight=None):
+        """Fit the network to every task of ``y`` (and of ``aux_targets``).
 
         Parameters
         ----------
@@ -135,21 +155,33 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
             The input samples.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets of each task; ``NaN`` marks a missing target.
+        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
+                default=None
+            Auxiliary tasks (classification or regression), trained through
+            their own heads on the shared trunk but not predicted:
+            ``predict``, ``score`` and ``n_outputs_`` cover the tasks of ``y``
+            only. Rows match ``X`` by position; ``NaN`` or ``None`` marks a
+            missing label; a 1-D array is one task. Each column's kind follows
+            ``aux_task_types``. Inside scikit-learn's ensembles and searches,
+            enable metadata routing and call ``set_fit_request(aux_targets=True)``
+            so that they pass it with the rows of ``X`` they select.
         sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
                 default=None
-            Weights of the samples (or of each sample in each task) in the loss.
+            Weights of the samples (or of each sample in each task: the tasks
+            of ``y``, then those of ``aux_targets``) in the loss, normalised by
+            their sum.
 
         Returns
         -------
         self : MultiTaskNetRegressor
             The fitted estimator.
         """
-        self._fit(X, y, sample_weight, incremental=False)
-        self.n_outputs_ = len(self.tasks_)
+        self._fit(X, y, aux_targets, sample_weight, incremental=False)
+        self.n_outputs_ = self._n_main_tasks
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y, aux_targets=None, sample_weight=None):
         """Train the network for one epoch on ``(X, y)``.
 
         The targets' standardisation is fixed on the first call.
@@ -160,6 +192,11 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
             The input samples.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets of each task; ``NaN`` marks a missing target.
+        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
+                default=None
+            Auxiliary tasks, as in :meth:`fit`; their kinds, labels and
+            scaling are fixed on the first call. Left out on a later call, the
+            auxiliary heads are not trained in that epoch.
         sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
                 default=None
             Weights of the samples in the loss.
@@ -169,8 +206,8 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
         self : MultiTaskNetRegressor
             The updated estimator.
         """
-        self._fit(X, y, sample_weight, incremental=True)
-        self.n_outputs_ = len(self.tasks_)
+        self._fit(X, y, aux_targets, sample_weight, incremental=True)
+        self.n_outputs_ = self._n_main_tasks
         return self
 
     def predict(self, X):

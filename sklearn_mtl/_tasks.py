@@ -1,19 +1,25 @@
 """Task specifications: what each column of ``y`` is, and how it is encoded.
 
-A fitted model is a list of :class:`TaskSpec`, one per task (column of ``y``).
-Classification tasks map labels to class indices; regression tasks are
-standardised. Missing labels (``NaN``, ``None``, ``pandas.NA``) become a zero
-weight, so they never reach the loss.
+A fitted model is a list of :class:`TaskSpec`, one per task: the columns of
+``y``, then those of ``aux_targets``. Classification tasks map labels to class
+indices; regression tasks are standardised. Missing labels (``NaN``, ``None``,
+``pandas.NA``) become a zero weight, so they never reach the loss.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+
+# An integral column is a classification task when it takes at most this many
+# distinct values (a digit, a rating, a few levels), else a regression task
+# (ages, counts, prices in whole units).
+MAX_INFERRED_CLASSES = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +44,7 @@ class TaskSpec:
     def n_outputs(self):
         return len(self.classes) if self.kind == CLASSIFICATION else 1
 
-    def encode(self, column, missing):
+    def encode(self, column, missing, source="y"):
         """Class indices or standardised values as float32; NaN where missing."""
         encoded = np.full(len(column), np.nan, dtype=np.float32)
         labelled = column[~missing]
@@ -48,8 +54,9 @@ class TaskSpec:
             unknown = self.classes[index] != labelled
             if np.any(unknown):
                 raise ValueError(
-                    f"y contains labels {np.unique(labelled[unknown])!r} that are not "
-                    f"among the classes seen in the first fit {self.classes!r}."
+                    f"{source} contains labels {np.unique(labelled[unknown])!r} that "
+                    f"are not among the classes seen in the first fit "
+                    f"{self.classes!r}."
                 )
             encoded[~missing] = index
         else:
@@ -107,12 +114,98 @@ def target_columns(y, n_samples):
     return columns, one_d
 
 
-def infer_spec(column, missing, kind, task):
-    """Build the :class:`TaskSpec` of one column from its labelled values."""
+def infer_kind(column, missing):
+    """``"classification"`` or ``"regression"``, from a column's labelled values.
+
+    Strings and booleans are classification, numbers with a fractional part
+    regression, and integral numbers classification only when they take at
+    most ``MAX_INFERRED_CLASSES`` distinct values.
+    """
+    labelled = column[~missing]
+    if labelled.dtype.kind in "USb":
+        return CLASSIFICATION
+    if labelled.dtype == object:
+        if all(isinstance(v, (str, bool, np.bool_)) for v in labelled):
+            return CLASSIFICATION
+        try:
+            labelled = labelled.astype(np.float64)
+        except (TypeError, ValueError):
+            return CLASSIFICATION  # mixed label types: infer_spec says so
+    elif labelled.dtype.kind not in "iuf":
+        return CLASSIFICATION
+    values = labelled.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        return REGRESSION  # infer_spec reports the infinite value
+    integral = np.array_equal(values, np.round(values))
+    if integral and len(np.unique(values)) <= MAX_INFERRED_CLASSES:
+        return CLASSIFICATION
+    return REGRESSION
+
+
+def auxiliary_columns(aux_targets, n_samples):
+    """Split ``aux_targets`` into per-task 1-D columns, each keeping its own dtype.
+
+    Returns the columns, their names (a DataFrame's column labels, else
+    positions) and the kind each column's dtype declares (classification for
+    a pandas ``category`` column, else ``None``: inferred from the values).
+    """
+    expected = (
+        "aux_targets must be a 2-D array or DataFrame with one column per "
+        "auxiliary task"
+    )
+    if isinstance(aux_targets, dict):
+        raise TypeError(
+            f"{expected}; got a dict. scikit-learn's ensembles and searches cannot "
+            f"select rows of a dict: pass pandas.DataFrame(aux_targets) instead."
+        )
+    if isinstance(aux_targets, (list, tuple)):
+        raise TypeError(
+            f"{expected}; got a {type(aux_targets).__name__}. scikit-learn's "
+            f"ensembles and searches would not select its rows: stack the columns "
+            f"with numpy.column_stack or pass a DataFrame."
+        )
+    if sp.issparse(aux_targets):
+        raise TypeError(f"{expected}; got a sparse matrix. Pass a dense array.")
+    if hasattr(aux_targets, "iloc"):  # pandas Series or DataFrame
+        frame = aux_targets.to_frame() if aux_targets.ndim == 1 else aux_targets
+        columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+        names = list(frame.columns)
+        declared = [
+            CLASSIFICATION if str(dtype) == "category" else None
+            for dtype in frame.dtypes
+        ]
+        n_rows = frame.shape[0]
+    else:
+        values = np.asarray(aux_targets)
+        if values.ndim not in (1, 2):
+            raise ValueError(f"{expected}; got an array with shape {values.shape}.")
+        if values.ndim == 1:
+            values = values[:, None]
+        columns = [values[:, j] for j in range(values.shape[1])]
+        names = list(range(values.shape[1]))
+        declared = [None] * values.shape[1]
+        n_rows = values.shape[0]
+    if n_rows != n_samples:
+        raise ValueError(
+            f"aux_targets must have one row per sample of X ({n_samples} rows); "
+            f"got {n_rows} rows."
+        )
+    if not columns:
+        raise ValueError(f"{expected}; got 0 columns. Pass aux_targets=None instead.")
+    return columns, names, declared
+
+
+def infer_spec(column, missing, kind, task, source="y", weights=None):
+    """Build the :class:`TaskSpec` of one column from its labelled values.
+
+    A regression target is standardised with the sample ``weights`` of its
+    entries, so that a zero weight is the same as leaving the sample out and
+    a weight of ``k`` the same as repeating it ``k`` times.
+    """
     labelled = column[~missing]
     if len(labelled) == 0:
         raise ValueError(
-            f"Task {task} of y has no labelled sample (every entry is missing); "
+            f"Task {task} of {source} has no labelled sample (every entry is missing); "
             f"each task needs at least one label."
         )
     if kind == CLASSIFICATION:
@@ -122,18 +215,18 @@ def infer_spec(column, missing, kind, task):
                 np.array(labelled.tolist()) if labelled.dtype == object else labelled
             )
         except ValueError as exc:
-            raise ValueError(f"{exc} (task {task} of y)") from None
+            raise ValueError(f"{exc} (task {task} of {source})") from None
         try:
             classes = np.unique(labelled)
         except TypeError:
             types = sorted({type(v).__name__ for v in labelled})
             raise TypeError(
-                f"Task {task} of y mixes label types {types}; the labels of one "
-                f"task must be of one type."
+                f"Task {task} of {source} mixes label types {types}; the labels "
+                f"of one task must be of one type."
             ) from None
         if len(classes) < 2:
             raise ValueError(
-                f"Task {task} of y has only one class ({classes[0]}) among its "
+                f"Task {task} of {source} has only one class ({classes[0]}) among its "
                 f"labelled samples; a classification task needs at least 2 classes."
             )
         return TaskSpec(CLASSIFICATION, classes=classes)
@@ -141,21 +234,48 @@ def infer_spec(column, missing, kind, task):
         values = labelled.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(
-            f"Task {task} of y is a regression task but holds non-numeric "
+            f"Task {task} of {source} is a regression task but holds non-numeric "
             f"values such as {labelled[0]!r}."
         ) from None
     if not np.all(np.isfinite(values)):
         raise ValueError(
-            f"Input y contains infinity or a value too large for dtype('float64') "
-            f"(task {task}); mark missing labels with NaN."
+            f"Input {source} contains infinity or a value too large for "
+            f"dtype('float64') (task {task}); mark missing labels with NaN."
         )
-    scale = values.std()
-    return TaskSpec(REGRESSION, mean=values.mean(), scale=scale if scale > 0 else 1.0)
+    w = None if weights is None else weights[~missing]
+    if w is not None and not w.sum() > 0:
+        w = None  # no weighted label: the fit stops with an error on that task
+    mean = np.average(values, weights=w)
+    scale = np.sqrt(np.average((values - mean) ** 2, weights=w))
+    return TaskSpec(REGRESSION, mean=mean, scale=scale if scale > 0 else 1.0)
 
 
-def check_finite_labels(column, missing, task):
+def declared_specs(classes, one_d, n_tasks):
+    """The :class:`TaskSpec` of classification tasks whose labels are given.
+
+    ``classes`` is the label set of the single task of a 1-D ``y``, or a
+    sequence with one label set per task of a 2-D ``y``.
+    """
+    per_task = [classes] if one_d else list(classes)
+    if len(per_task) != n_tasks:
+        raise ValueError(
+            f"classes must have one array of labels per task (column of y); got "
+            f"{len(per_task)} for {n_tasks} tasks."
+        )
+    specs = []
+    for t, labels in enumerate(per_task):
+        labels = np.unique(np.asarray(labels))
+        if len(labels) < 2:
+            raise ValueError(
+                f"classes of task {t} must hold at least 2 labels; got {labels!r}."
+            )
+        specs.append(TaskSpec(CLASSIFICATION, classes=labels))
+    return specs
+
+
+def check_finite_labels(column, missing, task, source="y"):
     if column.dtype.kind == "f" and np.any(np.isinf(column[~missing])):
         raise ValueError(
-            f"Input y contains infinity or a value too large for dtype('float64') "
-            f"(task {task}); mark missing labels with NaN."
+            f"Input {source} contains infinity or a value too large for "
+            f"dtype('float64') (task {task}); mark missing labels with NaN."
         )

@@ -129,3 +129,18 @@ def test_predict_log_proba(fitted):
     np.testing.assert_allclose(
         np.exp(clf.predict_log_proba(X[:5])[1]), clf.predict_proba(X[:5])[1], rtol=1e-6
     )
+
+
+def test_partial_fit_classes_include_labels_absent_from_first_batch(two_task_data):
+    X, colour, _ = two_task_data
+    clf = MultiTaskNetClassifier(hidden_layer_sizes=(8,), random_state=0)
+    clf.partial_fit(X, colour, classes=["blue", "green", "red"])
+    np.testing.assert_array_equal(clf.classes_, ["blue", "green", "red"])
+    assert clf.predict_proba(X[:2]).shape == (2, 3)
+    clf.partial_fit(X[:3], np.array(["green"] * 3))
+    with pytest.raises(ValueError, match="classes must have one array of labels per task"):
+        MultiTaskNetClassifier().partial_fit(
+            X, np.column_stack([colour, colour]), classes=[["blue", "red"]]
+        )
+    with pytest.raises(ValueError, match="classes of task 0 must hold at least 2 labels"):
+        MultiTaskNetClassifier().partial_fit(X, colour, classes=["red"])

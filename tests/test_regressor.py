@@ -59,3 +59,19 @@ def test_partial_fit_keeps_first_scaling(scaled_tasks):
     reg.partial_fit(X[:10], y[:10] * 5)
     assert reg.tasks_[1].scale == scale
     assert reg.score(X, y) > 0.7
+
+
+def test_targets_are_standardised_with_the_sample_weights(scaled_tasks):
+    X, y = scaled_tasks
+    params = dict(FAST, max_iter=20)
+    counts = np.random.RandomState(0).randint(0, 3, size=len(X))  # bootstrap-like
+    garbage = y.copy()
+    garbage[counts == 0] = 1e6  # far-off targets on the zero-weight rows
+    weighted = MultiTaskNetRegressor(**params).fit(X, garbage, sample_weight=counts)
+    drawn = counts > 0
+    kept = MultiTaskNetRegressor(**params).fit(X[drawn], y[drawn], sample_weight=counts[drawn])
+    np.testing.assert_allclose(weighted.predict(X), kept.predict(X), rtol=1e-6)
+    repeated = np.repeat(np.arange(len(X)), counts)
+    for t in range(2):
+        assert weighted.tasks_[t].mean == pytest.approx(y[repeated, t].mean())
+        assert weighted.tasks_[t].scale == pytest.approx(y[repeated, t].std())
