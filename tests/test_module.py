@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from sklearn_mtl._module import Dropout, MultiTaskModule
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
+def test_dropout_drops_at_rate_p_and_keeps_the_mean(p):
+    torch.manual_seed(0)
+    layer = Dropout(p).train()
+    X = torch.ones(500, 1001)  # an odd size: the mask is drawn in blocks of four
+    out = layer(X)
+    assert (out == 0).float().mean().item() == pytest.approx(p, abs=3e-3)
+    assert out.mean().item() == pytest.approx(1.0, abs=1e-2)
+    assert torch.equal(layer.eval()(X), X)
+
+
+def test_dropout_masks_differ_and_follow_the_seed():
+    layer = Dropout(0.5).train()
+    X = torch.ones(64, 64)
+    torch.manual_seed(1)
+    a, b = layer(X), layer(X)
+    torch.manual_seed(1)
+    assert torch.equal(layer(X), a) and not torch.equal(a, b)
+
+
+def test_module_output_columns_follow_tasks():
+    module = MultiTaskModule(5, output_sizes=[2, 1, 3], hidden_layer_sizes=(8,))
+    assert module(torch.randn(4, 5)).shape == (4, 6)
+    with_heads = MultiTaskModule(5, [2, 1, 3], hidden_layer_sizes=(8,), head_layer_sizes=(4,))
+    assert with_heads(torch.randn(4, 5)).shape == (4, 6)
+    assert len(module.weight_matrices()) == 2 and len(with_heads.weight_matrices()) == 7
