@@ -232,11 +232,14 @@ class BaseMultiTaskNet(BaseEstimator):
         ) else ()
         if isinstance(self.dropout, str):  # "concrete", checked by the constraints
             return sizes, self.dropout
-        rates = np.atleast_1d(np.asarray(self.dropout, dtype=float))
+        try:
+            rates = np.atleast_1d(np.asarray(self.dropout, dtype=float))
+        except (TypeError, ValueError):
+            rates = np.array([np.nan])  # reported below
         if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
             raise ValueError(
-                f"dropout must be a float in [0, 1) or one such rate per trunk layer; "
-                f"got {self.dropout!r}."
+                f"dropout must be a float in [0, 1), one such rate per trunk layer, "
+                f"or 'concrete'; got {self.dropout!r}."
             )
         if np.ndim(self.dropout) == 0:
             rates = np.repeat(rates, len(sizes))

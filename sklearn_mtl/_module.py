@@ -128,7 +128,7 @@ def _blocks(n_in, widths, activation, dropouts, batch_norm):
         if batch_norm:
             layers.append(nn.BatchNorm1d(width))
         layers.append(ACTIVATIONS[activation]())
-        if rate == "concrete":
+        if isinstance(rate, str):  # "concrete"
             layers.append(ConcreteDropout(width))
         elif rate > 0:
             layers.append(Dropout(rate))

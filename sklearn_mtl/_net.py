@@ -306,8 +306,9 @@ class GroupLassoProximal(Callback):
         for layer in layers:
             state = net.optimizer_.state.get(layer.weight, {})
             if "exp_avg_sq" in state:  # Adam, AdamW: bias-corrected
-                step = float(state["step"])
-                squares.append(state["exp_avg_sq"] / (1 - group["betas"][1] ** step))
+                # ``step`` stays a tensor: no device sync per batch.
+                correction = 1 - group["betas"][1] ** state["step"]
+                squares.append(state["exp_avg_sq"] / correction)
             elif "square_avg" in state:  # RMSprop
                 squares.append(state["square_avg"])
             elif "sum" in state:  # Adagrad
