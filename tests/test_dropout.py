@@ -212,18 +212,39 @@ def test_fixed_dropout_rates_are_the_fitted_attribute(two_task_data):
 
 
 @pytest.mark.parametrize(
-    "params, match",
+    "params, error, match",
     [
-        ({"dropout": "gaussian"}, "'dropout' parameter"),
-        ({"mc_samples": -1}, "'mc_samples' parameter"),
-        ({"mc_samples": 2.5}, "'mc_samples' parameter"),
-        ({"group_lasso": -0.1}, "'group_lasso' parameter"),
+        ({"dropout": "gaussian"}, InvalidParameterError, "'dropout' parameter"),
+        ({"mc_samples": -1}, InvalidParameterError, "'mc_samples' parameter"),
+        ({"mc_samples": 2.5}, InvalidParameterError, "'mc_samples' parameter"),
+        ({"group_lasso": -0.1}, InvalidParameterError, "'group_lasso' parameter"),
+        (
+            {"dropout": ["concrete", 0.2], "hidden_layer_sizes": (8, 8)},
+            ValueError,
+            r"one such rate per trunk layer, or 'concrete'; got \['concrete', 0.2\]",
+        ),
     ],
 )
-def test_new_hyperparameters_validated(two_task_data, params, match):
+def test_new_hyperparameters_validated(two_task_data, params, error, match):
     X, colour, _ = two_task_data
-    with pytest.raises(InvalidParameterError, match=match):
+    with pytest.raises(error, match=match):
         MultiTaskNetClassifier(max_iter=1, **params).fit(X, colour)
+
+
+def test_grid_search_over_fixed_and_concrete_dropout(two_task_data):
+    from sklearn.model_selection import GridSearchCV
+
+    X, colour, _ = two_task_data
+    search = GridSearchCV(
+        MultiTaskNetClassifier(
+            (16,), learning_rate_init=1e-2, max_iter=30, random_state=0
+        ),
+        {"dropout": [0.0, "concrete"]},
+        cv=2,
+    ).fit(X, colour)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_score_ > 0.85
+    assert len(search.best_estimator_.dropout_) == 1
 
 
 # -- group lasso -----------------------------------------------------------------
