@@ -25,6 +25,7 @@ from sklearn_compat.utils.validation import validate_data
 from ._module import ACTIVATIONS, MultiTaskModule
 from ._net import (
     BatchIterator,
+    GroupLassoProximal,
     MultiTaskLoss,
     MultiTaskNeuralNet,
     StopOnNonFinite,
@@ -70,6 +71,10 @@ def _optimizer_kwargs(solver, device):
 # Rows per forward pass in prediction and validation: cache-sized on a CPU,
 # large enough on a GPU that kernel launches do not dominate.
 PREDICT_BATCH_SIZE = {"cpu": 4096, "cuda": 65536}
+# Learning rate of the concrete dropout logits, relative to learning_rate_init.
+CONCRETE_LR_FACTOR = 10.0
+# Rows per forward pass of Monte-Carlo prediction (a batch times its copies).
+MC_MAX_ROWS = {"cpu": 65536, "cuda": 2**20}
 
 
 def _positive_int_tuple(value, name):
@@ -105,8 +110,14 @@ class BaseMultiTaskNet(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "dropout": [
+            Interval(Real, 0, 1, closed="left"),
+            "array-like",
+            StrOptions({"concrete"}),
+        ],
         "batch_norm": ["boolean"],
+        "mc_samples": [Interval(Integral, 0, None, closed="left")],
+        "group_lasso": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "task_weights": ["array-like", None],
@@ -135,6 +146,8 @@ class BaseMultiTaskNet(BaseEstimator):
         activation="relu",
         dropout=0.0,
         batch_norm=False,
+        mc_samples=0,
+        group_lasso=0.0,
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
@@ -159,6 +172,8 @@ class BaseMultiTaskNet(BaseEstimator):
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.mc_samples = mc_samples
+        self.group_lasso = group_lasso
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.task_weights = task_weights
@@ -215,11 +230,16 @@ class BaseMultiTaskNet(BaseEstimator):
         sizes = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes") if (
             np.size(self.hidden_layer_sizes)
         ) else ()
-        rates = np.atleast_1d(np.asarray(self.dropout, dtype=float))
+        if isinstance(self.dropout, str):  # "concrete", checked by the constraints
+            return sizes, self.dropout
+        try:
+            rates = np.atleast_1d(np.asarray(self.dropout, dtype=float))
+        except (TypeError, ValueError):
+            rates = np.array([np.nan])  # reported below
         if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
             raise ValueError(
-                f"dropout must be a float in [0, 1) or one such rate per trunk layer; "
-                f"got {self.dropout!r}."
+                f"dropout must be a float in [0, 1), one such rate per trunk layer, "
+                f"or 'concrete'; got {self.dropout!r}."
             )
         if np.ndim(self.dropout) == 0:
             rates = np.repeat(rates, len(sizes))
@@ -463,6 +483,7 @@ class BaseMultiTaskNet(BaseEstimator):
             net.verbose = self.verbose
             net.batch_size = 200 if self.batch_size == "auto" else self.batch_size
             net.train_split = predefined_split(valid) if early_stopping else None
+            net.n_train_rows = len(train)
             net.callbacks = self._net_callbacks(early_stopping, incremental)
             net.initialize_callbacks()
             epochs = 1 if incremental else self.max_iter
@@ -470,6 +491,7 @@ class BaseMultiTaskNet(BaseEstimator):
             net.partial_fit(train, epochs=epochs)
 
         history = net.history
+        self.dropout_ = net.module_.dropout_rates()
         self.n_iter_ = len(history)
         self.loss_curve_ = [epoch["train_loss"] for epoch in history]
         self.validation_scores_ = [
@@ -530,6 +552,12 @@ class BaseMultiTaskNet(BaseEstimator):
     def _build_net(self, n_features, sizes, head_sizes, dropout, task_weights, device):
         optimizer = SOLVERS[self.solver][0]
         optimizer_kwargs = _optimizer_kwargs(self.solver, device)
+        if isinstance(dropout, str):
+            # One logit per layer moves too little at the weights' rate to
+            # settle within a few hundred steps.
+            optimizer_kwargs["param_groups"] = [
+                ("trunk.*.logit", {"lr": CONCRETE_LR_FACTOR * self.learning_rate_init})
+            ]
         return MultiTaskNeuralNet(
             module=MultiTaskModule,
             module__n_features=n_features,
@@ -561,6 +589,8 @@ class BaseMultiTaskNet(BaseEstimator):
 
     def _net_callbacks(self, early_stopping, incremental):
         callbacks = [("non_finite", StopOnNonFinite(self.learning_rate_init))]
+        if self.group_lasso > 0:
+            callbacks.append(("group_lasso", GroupLassoProximal(self.group_lasso)))
         if early_stopping:
             callbacks.append(("valid_score", ValidationScore()))
             monitor, lower_is_better = "valid_score", False
@@ -585,34 +615,83 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- predict ----------------------------------------------------------------
 
-    def _task_outputs(self, X, auxiliary=False):
-        """Per task: class probabilities, or standardised values ``(n, 1)``.
-
-        The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks.
-        """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        net = self.net_
-        outputs = net.forward(self._dataset(X, device=net.device), device=net.device)
-        # One softmax per block of same-sized classification tasks.
-        for kind, first, stop, column, size in net.criterion_.groups:
+    def _softmax(self, outputs):
+        """Class probabilities in place of logits, one softmax per block of
+        same-sized classification tasks."""
+        for kind, first, stop, column, size in self.net_.criterion_.groups:
             if kind == CLASSIFICATION:
                 block = outputs[:, column : column + (stop - first) * size]
                 shape = (-1, stop - first, size)
                 block.copy_(block.reshape(shape).softmax(dim=2).reshape(block.shape))
-        outputs = outputs.cpu().numpy()
+        return outputs
+
+    def _mc_outputs(self, dataset):
+        """Mean and standard deviation over ``mc_samples`` stochastic passes.
+
+        The masks are drawn from a torch generator seeded from
+        ``random_state``, inside ``fork_rng`` so torch's global state is left
+        as it was.
+        """
+        net = self.net_
+        device = net.device
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        max_rows = MC_MAX_ROWS["cpu" if device == "cpu" else "cuda"]
+        means, stds = [], []
+        net.check_is_fitted()
+        net._set_training(False)
+        with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+            torch.manual_seed(seed)
+            for Xi, _ in net.get_iterator(dataset, training=False):
+                with torch.inference_mode():
+                    mean, std = net.module_.sample(
+                        Xi, self.mc_samples, self._softmax, max_rows=max_rows
+                    )
+                means.append(mean)
+                stds.append(std)
+        return torch.cat(means), torch.cat(stds)
+
+    def _task_outputs(self, X, auxiliary=False, return_std=False):
+        """Per task: class probabilities, or standardised values ``(n, 1)``.
+
+        The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks.
+        With ``mc_samples > 0`` the means over that many stochastic passes;
+        ``return_std=True`` also returns their standard deviations.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        net = self.net_
+        dataset = self._dataset(X, device=net.device)
+        if self.mc_samples > 0:
+            outputs, std = self._mc_outputs(dataset)
+        else:
+            outputs = self._softmax(net.forward(dataset, device=net.device))
+            std = torch.zeros_like(outputs) if return_std else None
         tasks = (
             slice(self._n_main_tasks, None) if auxiliary else slice(self._n_main_tasks)
         )
-        return [
-            np.ascontiguousarray(outputs[:, cols])
-            for cols in net.criterion_.slices[tasks]
-        ]
+        slices = net.criterion_.slices[tasks]
+        outputs = outputs.cpu().numpy()
+        means = [np.ascontiguousarray(outputs[:, cols]) for cols in slices]
+        if not return_std:
+            return means
+        std = std.cpu().numpy()
+        return means, [np.ascontiguousarray(std[:, cols]) for cols in slices]
 
     def _predict_columns(self, X):
         outputs = self._task_outputs(X)
         tasks = self.tasks_[: self._n_main_tasks]
         return [spec.decode(out) for spec, out in zip(tasks, outputs)]
+
+    @property
+    def feature_importances_(self):
+        """Norm of each input feature's weights in the first layer.
+
+        With ``group_lasso > 0`` the features the model does not use have an
+        importance of exactly zero; :class:`~sklearn.feature_selection.
+        SelectFromModel` reads this attribute.
+        """
+        check_is_fitted(self)
+        return self.net_.module_.input_norms().cpu().numpy().astype(np.float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

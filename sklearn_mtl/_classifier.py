@@ -38,11 +38,32 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         trunk, with the dropout rate of the last trunk layer).
     activation : {"relu", "tanh", "logistic", "identity", "gelu"}, default="relu"
         Activation of every hidden layer.
-    dropout : float or array-like of float, default=0.0
+    dropout : float, array-like of float or "concrete", default=0.0
         Probability of zeroing each unit of the shared trunk during training.
-        An array-like gives one rate per trunk layer.
+        An array-like gives one rate per trunk layer. ``"concrete"`` learns
+        one rate per trunk layer during ``fit`` (concrete dropout [2]_; head
+        layers then have no dropout); the rates are in ``dropout_``.
+        Prediction scales by the expected mask (no sampling) unless
+        ``mc_samples > 0``.
     batch_norm : bool, default=False
         Whether each hidden layer has a ``BatchNorm1d`` after its ``Linear``.
+    mc_samples : int, default=0
+        Monte-Carlo dropout [1]_: with a positive value, ``predict_proba``
+        averages the class probabilities of that many stochastic forward
+        passes (dropout on, batch norm on its running statistics), and
+        ``predict`` returns the most probable class of that average. The
+        passes are batched: the trunk before the first dropout layer runs
+        once per batch, the rest on the batch repeated ``mc_samples`` times.
+        The masks are drawn from ``random_state`` (an int gives the same
+        masks at every call; torch's global generator is left untouched). 0
+        predicts with the deterministic network.
+    group_lasso : float, default=0.0
+        Strength of a group-lasso penalty on the first layer with one group
+        per input feature (the weights leaving it) [3]_. It is applied by a
+        proximal step after each optimiser step, so features the model does
+        not need get exactly zero weight: ``feature_importances_`` is then
+        zero for them and :class:`~sklearn.feature_selection.SelectFromModel`
+        drops them. 0 disables it.
     alpha : float, default=1e-4
         Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
         l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices (not biases nor
@@ -117,6 +138,13 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         auxiliary tasks.
     net_ : skorch.NeuralNet
         The fitted network; ``net_.history`` holds the per-epoch records.
+    dropout_ : tuple of float
+        Dropout rate of each trunk layer: the learned rates with
+        ``dropout="concrete"``, else the fixed rates used.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Euclidean norm of each input feature's weights in the first layer
+        (the group-lasso groups); exactly zero for features removed by
+        ``group_lasso``.
     n_iter_ : int
         Epochs run.
     loss_curve_ : list of float
@@ -156,6 +184,29 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     bagging, stacking, voting, calibration and the searches slice them with
     the rows of ``X``.
 
+    Concrete dropout relaxes each mask to a concrete distribution of
+    temperature 0.1 and adds to the training loss, per layer, ``l**2 / N *
+    |W|^2 / (1 - p) + 2 / N * K * (p log p + (1 - p) log(1 - p))``, with ``N``
+    the training rows, ``K`` the layer's width, ``W`` the weights that read
+    the layer and a prior length scale ``l = 1e-4`` (the paper's values): the
+    fewer the rows, the stronger the pull towards ``p = 1/2``. The rates start
+    at 0.1 and learn with 10 times ``learning_rate_init``.
+
+    The group-lasso step shrinks the column ``W[:, j]`` of the first layer by
+    ``max(0, 1 - lr * group_lasso / |W[:, j]|)``. With an adaptive solver
+    (Adam, AdamW, RMSprop, Adagrad) ``lr`` is divided by the root mean square
+    the solver divides that column's gradient by, so that ``group_lasso``
+    weighs against the loss's gradient as it would under SGD: a feature keeps
+    weight only while its gradient norm exceeds about ``group_lasso``.
+
+    References
+    ----------
+    .. [1] Y. Gal and Z. Ghahramani, "Dropout as a Bayesian Approximation:
+       Representing Model Uncertainty in Deep Learning", ICML 2016.
+    .. [2] Y. Gal, J. Hron and A. Kendall, "Concrete Dropout", NeurIPS 2017.
+    .. [3] M. Yuan and Y. Lin, "Model selection and estimation in regression
+       with grouped variables", JRSS B 68(1), 2006.
+
     Examples
     --------
     >>> from sklearn.datasets import make_classification
@@ -179,6 +230,8 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         activation="relu",
         dropout=0.0,
         batch_norm=False,
+        mc_samples=0,
+        group_lasso=0.0,
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
@@ -205,6 +258,8 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             activation=activation,
             dropout=dropout,
             batch_norm=batch_norm,
+            mc_samples=mc_samples,
+            group_lasso=group_lasso,
             alpha=alpha,
             l1_ratio=l1_ratio,
             task_weights=task_weights,

@@ -34,16 +34,103 @@ class Dropout(nn.Dropout):
         keep = (bits >= n_drop - 32768).view(X.shape)
         return X * keep.to(X.dtype).mul_(65536 / (65536 - n_drop))
 
+    def sample(self, X):
+        """A stochastic pass whatever the mode (Monte-Carlo prediction)."""
+        if self.p == 0:
+            return X
+        training, self.training = self.training, True
+        try:
+            return self.forward(X)
+        finally:
+            self.training = training
+
+
+class ConcreteDropout(nn.Module):
+    """Dropout whose rate is learned: Gal, Hron & Kendall, "Concrete Dropout",
+    NeurIPS 2017.
+
+    The rate is ``sigmoid(logit)``; in training the Bernoulli mask is relaxed
+    to a concrete (Gumbel-sigmoid) distribution of temperature 0.1 so that the
+    rate gets a gradient, and the kept units are scaled by ``1 / (1 - p)``. In
+    evaluation the layer is the identity (the expected value); :meth:`sample`
+    draws a hard Bernoulli mask of the learned rate for Monte-Carlo passes.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input (the dimension ``K`` of the entropy term).
+    init_rate : float
+        Rate at initialisation.
+    temperature : float
+        Temperature of the relaxed mask.
+    """
+
+    def __init__(self, n_features, init_rate=0.1, temperature=0.1):
+        super().__init__()
+        self.n_features = n_features
+        self.temperature = temperature
+        self.logit = nn.Parameter(torch.logit(torch.tensor(float(init_rate))))
+
+    @property
+    def rate(self):
+        return torch.sigmoid(self.logit)
+
+    def forward(self, X):
+        if not self.training:
+            return X
+        eps = 1e-7
+        p = self.rate
+        u = torch.rand_like(X)
+        drop = torch.sigmoid(
+            (
+                torch.log(p + eps)
+                - torch.log1p(eps - p)
+                + torch.log(u + eps)
+                - torch.log1p(eps - u)
+            )
+            / self.temperature
+        )
+        return X * (1 - drop) / (1 - p)
+
+    def sample(self, X):
+        """A hard Bernoulli mask of the learned rate, whatever the mode."""
+        p = self.rate.detach()
+        return X * (torch.rand_like(X) >= p).to(X.dtype) / (1 - p)
+
+    def regularizer(self, following, weight_scale, dropout_scale):
+        """The concrete-dropout regulariser of this layer.
+
+        ``weight_scale * |W|^2 / (1 - p)`` over the weights ``following``
+        that read this layer's output, plus ``dropout_scale * K * (p log p +
+        (1 - p) log(1 - p))``, the negative entropy of the mask, which pulls
+        the rate towards 1/2 the more the fewer the training rows.
+        """
+        p = self.rate
+        weights = sum(w.square().sum() for w in following)
+        neg_entropy = p * torch.log(p) + (1 - p) * torch.log1p(-p)
+        return weight_scale * weights / (1 - p) + (
+            dropout_scale * self.n_features * neg_entropy
+        )
+
+
+def _is_dropout(layer):
+    return isinstance(layer, (Dropout, ConcreteDropout))
+
 
 def _blocks(n_in, widths, activation, dropouts, batch_norm):
-    """``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` for each width."""
+    """``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` for each width.
+
+    A rate of ``"concrete"`` gives a :class:`ConcreteDropout` layer.
+    """
     layers = []
     for width, rate in zip(widths, dropouts):
         layers.append(nn.Linear(n_in, width))
         if batch_norm:
             layers.append(nn.BatchNorm1d(width))
         layers.append(ACTIVATIONS[activation]())
-        if rate > 0:
+        if isinstance(rate, str):  # "concrete"
+            layers.append(ConcreteDropout(width))
+        elif rate > 0:
             layers.append(Dropout(rate))
         n_in = width
     return nn.Sequential(*layers), n_in
@@ -69,8 +156,10 @@ class MultiTaskModule(nn.Module):
         Widths of the hidden blocks of every head.
     activation : str
         A key of ``ACTIVATIONS``.
-    dropout : sequence of float
+    dropout : sequence of float or "concrete"
         One dropout rate per trunk block; head blocks use the last trunk rate.
+        ``"concrete"`` gives every trunk block a :class:`ConcreteDropout`
+        layer with a rate of its own, and head blocks no dropout.
     batch_norm : bool
         Whether every block has a ``BatchNorm1d`` after its ``Linear``.
     """
@@ -86,11 +175,14 @@ class MultiTaskModule(nn.Module):
         batch_norm=False,
     ):
         super().__init__()
+        concrete = isinstance(dropout, str) and dropout == "concrete"
+        if concrete:
+            dropout = ["concrete"] * len(hidden_layer_sizes)
         self.trunk, width = _blocks(
             n_features, hidden_layer_sizes, activation, dropout, batch_norm
         )
         self.output_sizes = tuple(int(k) for k in output_sizes)
-        head_dropout = dropout[-1] if len(dropout) else 0.0
+        head_dropout = dropout[-1] if len(dropout) and not concrete else 0.0
         if head_layer_sizes:
             self.heads = nn.ModuleList()
             for size in self.output_sizes:
@@ -105,6 +197,20 @@ class MultiTaskModule(nn.Module):
         else:
             self.heads = nn.ModuleList([nn.Linear(width, sum(self.output_sizes))])
 
+        # Each concrete layer with the Linear layers that read its output.
+        linears = [m for m in self.trunk if isinstance(m, nn.Linear)]
+        firsts = [
+            next(m for m in head.modules() if isinstance(m, nn.Linear))
+            for head in self.heads
+        ]
+        self.concrete_layers = [
+            (layer, [linears[i + 1]] if i + 1 < len(linears) else firsts)
+            for i, layer in enumerate(
+                m for m in self.trunk if isinstance(m, ConcreteDropout)
+            )
+        ]
+        self.input_layers = linears[:1] or firsts
+
     def forward(self, X):
         shared = self.trunk(X)
         if len(self.heads) == 1:
@@ -114,3 +220,77 @@ class MultiTaskModule(nn.Module):
     def weight_matrices(self):
         """The ``Linear`` weights, which the L1/L2 penalty applies to."""
         return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
+
+    def dropout_rates(self):
+        """The rate of each trunk block (learned ones for concrete dropout)."""
+        rates = []
+        for layer in self.trunk:
+            if isinstance(layer, nn.Linear):
+                rates.append(0.0)
+            elif isinstance(layer, Dropout):
+                rates[-1] = float(layer.p)
+            elif isinstance(layer, ConcreteDropout):
+                rates[-1] = float(layer.rate.detach())
+        return tuple(rates)
+
+    def concrete_regularizer(self, n_rows, length_scale=1e-4):
+        """Sum of the layers' concrete-dropout regularisers for ``n_rows`` rows.
+
+        With the paper's scales: ``length_scale**2 / n_rows`` for the weights
+        and ``2 / n_rows`` for the entropy term.
+        """
+        return sum(
+            layer.regularizer(
+                [m.weight for m in following], length_scale**2 / n_rows, 2.0 / n_rows
+            )
+            for layer, following in self.concrete_layers
+        )
+
+    def input_norms(self):
+        """Euclidean norm of each input feature's weights in the first layer(s)."""
+        squares = sum(m.weight.detach().square().sum(dim=0) for m in self.input_layers)
+        return squares.sqrt()
+
+    def sample(self, X, n_samples, transform=None, max_rows=65536):
+        """Mean and standard deviation of ``n_samples`` stochastic passes.
+
+        Monte-Carlo dropout (Gal & Ghahramani, ICML 2016): every dropout layer
+        draws a mask, every other layer (batch norm included) runs as it is,
+        so call it in evaluation mode. The trunk before the first dropout
+        layer runs once; then ``X`` is repeated ``n_samples`` times (one
+        independent mask per copy) through the rest, in chunks of at most
+        ``max_rows`` rows. ``transform`` (e.g. a softmax) maps each pass's
+        outputs before the mean and standard deviation (``ddof=0``) over the
+        passes are taken.
+        """
+        trunk = list(self.trunk)
+        first = next((i for i, m in enumerate(trunk) if _is_dropout(m)), len(trunk))
+        shared = X
+        for layer in trunk[:first]:
+            shared = layer(shared)
+        chunk = max(1, max_rows // n_samples)
+        means, stds = [], []
+        for start in range(0, shared.shape[0], chunk):
+            part = shared[start : start + chunk]
+            rows = part.shape[0]
+            out = self._stochastic(part.repeat(n_samples, 1), trunk[first:])
+            if transform is not None:
+                out = transform(out)
+            out = out.view(n_samples, rows, -1)
+            std, mean = torch.std_mean(out, dim=0, correction=0)
+            means.append(mean)
+            stds.append(std)
+        return torch.cat(means), torch.cat(stds)
+
+    def _stochastic(self, hidden, layers):
+        for layer in layers:
+            hidden = layer.sample(hidden) if _is_dropout(layer) else layer(hidden)
+        if len(self.heads) == 1:
+            return self.heads[0](hidden)
+        outputs = []
+        for head in self.heads:
+            out = hidden
+            for layer in head:
+                out = layer.sample(out) if _is_dropout(layer) else layer(out)
+            outputs.append(out)
+        return torch.cat(outputs, dim=1)

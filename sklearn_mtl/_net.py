@@ -146,12 +146,15 @@ class MultiTaskNeuralNet(NeuralNet):
     l1_ratio : float
         Mix of the penalty: ``alpha * (l1_ratio * |W|_1 +
         0.5 * (1 - l1_ratio) * |W|_2^2)``.
+    n_train_rows : int or None
+        Training rows, which scale the regulariser of concrete dropout layers.
     """
 
-    def __init__(self, *args, alpha=0.0, l1_ratio=0.0, **kwargs):
+    def __init__(self, *args, alpha=0.0, l1_ratio=0.0, n_train_rows=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.alpha = alpha
         self.l1_ratio = l1_ratio
+        self.n_train_rows = n_train_rows
 
     def penalty(self):
         weights = self.module_.weight_matrices()
@@ -167,6 +170,8 @@ class MultiTaskNeuralNet(NeuralNet):
         loss = self.criterion_(y_pred, targets, weights)
         if training and self.alpha > 0:
             loss = loss + self.alpha * self.penalty()
+        if training and self.module_.concrete_layers:
+            loss = loss + self.module_.concrete_regularizer(self.n_train_rows)
         return loss
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -261,6 +266,57 @@ class ValidationScore(Callback):
             criterion.slices,
         )
         net.history.record("valid_score", float(np.nanmean(scores)))
+
+
+class GroupLassoProximal(Callback):
+    """Proximal step of the group-lasso penalty on the input features.
+
+    After each optimiser step, the weights of each input feature in the
+    first layer (one column of its ``Linear``) are shrunk by the block
+    soft-threshold ``W[:, j] *= max(0, 1 - lr * strength / |W[:, j]|)``, which
+    sets the weights of a feature the loss does not need exactly to zero
+    (the proximal gradient method for ``strength * sum_j |W[:, j]|_2``).
+    """
+
+    def __init__(self, strength):
+        self.strength = strength
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        group = net.optimizer_.param_groups[0]
+        layers = net.module_.input_layers
+        with torch.no_grad():
+            threshold = group["lr"] * self.strength / self._scale(net, group, layers)
+            norms = net.module_.input_norms()
+            shrink = (1 - threshold / norms.clamp_min(1e-12)).clamp_min_(0)
+            for layer in layers:
+                layer.weight.mul_(shrink)
+
+    @staticmethod
+    def _scale(net, group, layers):
+        """Per feature, the optimiser's gradient scale (1 for SGD).
+
+        Adaptive solvers divide the gradient by a running root mean square;
+        the threshold is divided by the same (averaged over the feature's
+        weights) so that the penalty weighs against the loss as it would
+        under plain SGD, rather than being swamped by the normalised step.
+        """
+        squares = []
+        for layer in layers:
+            state = net.optimizer_.state.get(layer.weight, {})
+            if "exp_avg_sq" in state:  # Adam, AdamW: bias-corrected
+                # ``step`` stays a tensor: no device sync per batch.
+                correction = 1 - group["betas"][1] ** state["step"]
+                squares.append(state["exp_avg_sq"] / correction)
+            elif "square_avg" in state:  # RMSprop
+                squares.append(state["square_avg"])
+            elif "sum" in state:  # Adagrad
+                squares.append(state["sum"])
+        if not squares:
+            return 1.0
+        mean_square = torch.cat(squares).mean(dim=0)
+        return mean_square.sqrt_().add_(group.get("eps", 1e-8))
 
 
 class StopOnNonFinite(Callback):
