@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -124,6 +124,7 @@ class BaseMultiTaskNet(BaseEstimator):
         "warm_start": ["boolean"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "verbose": ["verbose"],
+        "progress_bar": ["boolean"],
         "callbacks": [list, None],
     }
 
@@ -152,6 +153,7 @@ class BaseMultiTaskNet(BaseEstimator):
         warm_start=False,
         device="cpu",
         verbose=0,
+        progress_bar=False,
         callbacks=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -176,6 +178,7 @@ class BaseMultiTaskNet(BaseEstimator):
         self.warm_start = warm_start
         self.device = device
         self.verbose = verbose
+        self.progress_bar = progress_bar
         self.callbacks = callbacks
 
     # -- what subclasses decide -------------------------------------------------
@@ -581,6 +584,8 @@ class BaseMultiTaskNet(BaseEstimator):
                     ),
                 )
             )
+        if self.progress_bar:
+            callbacks.append(("progress_bar", ProgressBar()))
         return callbacks + copy.deepcopy(list(self.callbacks or []))
 
     # -- predict ----------------------------------------------------------------
