@@ -1,8 +1,13 @@
 """Multi-task neural networks as scikit-learn estimators."""
 
 from ._classifier import MultiTaskNetClassifier
+from ._display import MultiTaskLearningCurveDisplay
 from ._regressor import MultiTaskNetRegressor
 
-__all__ = ["MultiTaskNetClassifier", "MultiTaskNetRegressor"]
+__all__ = [
+    "MultiTaskLearningCurveDisplay",
+    "MultiTaskNetClassifier",
+    "MultiTaskNetRegressor",
+]
 
 __version__ = "0.1.0"
