@@ -5,6 +5,7 @@ say which kind each column of ``y`` is and how predictions are returned.
 """
 
 import copy
+import re
 import warnings
 from numbers import Integral, Real
 
@@ -31,6 +32,7 @@ from ._net import (
     TensorDataset,
     ValidationScore,
 )
+from .metrics import per_task_scores
 from ._tasks import (
     CLASSIFICATION,
     REGRESSION,
@@ -194,13 +196,23 @@ class BaseMultiTaskNet(BaseEstimator):
     # -- input checks -----------------------------------------------------------
 
     def _validate_X(self, X, reset):
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=("csr", "csc", "coo"),
-            dtype=(np.float32, np.float64),
-            reset=reset,
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=("csr", "csc", "coo"),
+                dtype=(np.float32, np.float64),
+                reset=reset,
+            )
+        except (ValueError, TypeError) as error:
+            if re.search(r"\bX\b", str(error)):
+                raise
+            # scikit-learn's and numpy's messages do not always say which
+            # argument they are about.
+            raise type(error)(
+                f"X must be a 2-D array of numbers (n_samples, n_features) or a "
+                f"sparse matrix; {error}"
+            ) from error
         cast = X.dtype != np.float32
         with np.errstate(over="ignore"):  # reported below, with the fix
             X = X.tocsr().astype(np.float32) if sp.issparse(X) else X.astype(
@@ -613,6 +625,19 @@ class BaseMultiTaskNet(BaseEstimator):
             np.ascontiguousarray(outputs[:, cols])
             for cols in net.criterion_.slices[tasks]
         ]
+
+    def _score_tasks(self, X, y, kind, sample_weight):
+        """Per-task scores of ``predict(X)`` against ``y``, errors naming y."""
+        predicted = self.predict(X)
+        try:
+            return per_task_scores(y, predicted, [kind] * self.n_outputs_, sample_weight)
+        except (ValueError, TypeError) as error:
+            if re.search(r"\b(y|sample_weight)\b", str(error)):
+                raise
+            raise type(error)(
+                f"y must hold the true targets of the {self.n_outputs_} task(s) the "
+                f"model predicts, one row per sample of X; {error}"
+            ) from error
 
     def _predict_columns(self, X):
         outputs = self._task_outputs(X)

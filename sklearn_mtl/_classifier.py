@@ -8,7 +8,6 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._tasks import CLASSIFICATION
-from .metrics import per_task_scores
 
 
 def stack_columns(columns):
@@ -386,9 +385,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         score : float
             Mean accuracy over tasks.
         """
-        scores = per_task_scores(
-            y, self.predict(X), [CLASSIFICATION] * self.n_outputs_, sample_weight
-        )
+        scores = self._score_tasks(X, y, CLASSIFICATION, sample_weight)
         return float(np.nanmean(scores))
 
     def __sklearn_tags__(self):

@@ -6,7 +6,6 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._tasks import REGRESSION
-from .metrics import per_task_scores
 
 
 class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
@@ -250,7 +249,5 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
         score : float
             Mean R² over tasks.
         """
-        scores = per_task_scores(
-            y, self.predict(X), [REGRESSION] * self.n_outputs_, sample_weight
-        )
+        scores = self._score_tasks(X, y, REGRESSION, sample_weight)
         return float(np.nanmean(scores))
