@@ -32,7 +32,6 @@ from ._net import (
     TensorDataset,
     ValidationScore,
 )
-from .metrics import per_task_scores
 from ._tasks import (
     CLASSIFICATION,
     REGRESSION,
@@ -44,6 +43,7 @@ from ._tasks import (
     is_missing,
     target_columns,
 )
+from .metrics import per_task_scores
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),

@@ -101,7 +101,8 @@ def save(estimator, path):
     history) as plain data; it can be loaded without running code from it.
     The optimizer's state is not saved: a loaded model predicts exactly as
     the saved one, and ``partial_fit`` or ``warm_start`` continue from its
-    weights with a fresh optimizer.
+    weights with a fresh optimizer. Metadata requests (``set_fit_request``)
+    are not saved either.
 
     Parameters
     ----------
@@ -140,7 +141,8 @@ def save(estimator, path):
     attributes = {
         key: value
         for key, value in vars(estimator).items()
-        if key not in params and key not in ("net_", "_rng")
+        # Metadata requests (set_fit_request) are routing set-up, not model.
+        if key not in params and key not in ("net_", "_rng", "_metadata_request")
     }
     net = estimator.net_
     rng_state = estimator._rng.get_state()
