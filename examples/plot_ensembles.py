@@ -20,8 +20,10 @@ Each model is fitted on three random splits; the table shows the mean test
 accuracy (and its spread) and the fit time of one split.
 
 Run: python examples/plot_ensembles.py   (about 40 s on 2 CPU cores)
+     python examples/plot_ensembles.py --quick   (one split, tiny ensembles, 3 epochs)
 """
 
+import argparse
 import time
 import warnings
 
@@ -44,6 +46,7 @@ from sklearn_mtl import MultiTaskNetClassifier
 SEEDS = [0, 1, 2]
 N_TRAIN = 300
 NET = dict(hidden_layer_sizes=(64,), dropout=0.2, learning_rate_init=3e-3, max_iter=150)
+QUICK = {"n_estimators": 10}  # members of each bagging ensemble
 
 
 def make_split(seed):
@@ -77,11 +80,15 @@ def models(seed):
         "net": (net(seed, False), False),
         "net + aux tasks": (net(seed, True), True),
         "bagged nets": (
-            BaggingClassifier(net(seed, False), n_estimators=10, random_state=seed),
+            BaggingClassifier(
+                net(seed, False), n_estimators=QUICK["n_estimators"], random_state=seed
+            ),
             False,
         ),
         "bagged nets + aux tasks": (
-            BaggingClassifier(net(seed, True), n_estimators=10, random_state=seed),
+            BaggingClassifier(
+                net(seed, True), n_estimators=QUICK["n_estimators"], random_state=seed
+            ),
             True,
         ),
         "stacked net, boosting": (
@@ -105,6 +112,14 @@ def models(seed):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="one split, 2 members, 3 epochs: checks it runs"
+    )
+    if parser.parse_args().quick:
+        SEEDS[1:] = []
+        NET["max_iter"] = 3
+        QUICK["n_estimators"] = 2
     # A fixed epoch budget: the training loss may still creep down (and each
     # fit would say so), but test accuracy no longer moves.
     warnings.filterwarnings("ignore", category=ConvergenceWarning)

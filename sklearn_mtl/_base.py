@@ -5,13 +5,14 @@ say which kind each column of ``y`` is and how predictions are returned.
 """
 
 import copy
+import re
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -43,6 +44,7 @@ from ._tasks import (
     is_missing,
     target_columns,
 )
+from .metrics import per_task_scores
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),
@@ -135,6 +137,7 @@ class BaseMultiTaskNet(BaseEstimator):
         "warm_start": ["boolean"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "verbose": ["verbose"],
+        "progress_bar": ["boolean"],
         "callbacks": [list, None],
     }
 
@@ -165,6 +168,7 @@ class BaseMultiTaskNet(BaseEstimator):
         warm_start=False,
         device="cpu",
         verbose=0,
+        progress_bar=False,
         callbacks=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -191,6 +195,7 @@ class BaseMultiTaskNet(BaseEstimator):
         self.warm_start = warm_start
         self.device = device
         self.verbose = verbose
+        self.progress_bar = progress_bar
         self.callbacks = callbacks
 
     # -- what subclasses decide -------------------------------------------------
@@ -206,13 +211,23 @@ class BaseMultiTaskNet(BaseEstimator):
     # -- input checks -----------------------------------------------------------
 
     def _validate_X(self, X, reset):
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=("csr", "csc", "coo"),
-            dtype=(np.float32, np.float64),
-            reset=reset,
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=("csr", "csc", "coo"),
+                dtype=(np.float32, np.float64),
+                reset=reset,
+            )
+        except (ValueError, TypeError) as error:
+            if re.search(r"\bX\b", str(error)):
+                raise
+            # scikit-learn's and numpy's messages do not always say which
+            # argument they are about.
+            raise type(error)(
+                f"X must be a 2-D array of numbers (n_samples, n_features) or a "
+                f"sparse matrix; {error}"
+            ) from error
         cast = X.dtype != np.float32
         with np.errstate(over="ignore"):  # reported below, with the fix
             X = X.tocsr().astype(np.float32) if sp.issparse(X) else X.astype(
@@ -611,6 +626,8 @@ class BaseMultiTaskNet(BaseEstimator):
                     ),
                 )
             )
+        if self.progress_bar:
+            callbacks.append(("progress_bar", ProgressBar()))
         return callbacks + copy.deepcopy(list(self.callbacks or []))
 
     # -- predict ----------------------------------------------------------------
@@ -676,6 +693,19 @@ class BaseMultiTaskNet(BaseEstimator):
             return means
         std = std.cpu().numpy()
         return means, [np.ascontiguousarray(std[:, cols]) for cols in slices]
+
+    def _score_tasks(self, X, y, kind, sample_weight):
+        """Per-task scores of ``predict(X)`` against ``y``, errors naming y."""
+        predicted = self.predict(X)
+        try:
+            return per_task_scores(y, predicted, [kind] * self.n_outputs_, sample_weight)
+        except (ValueError, TypeError) as error:
+            if re.search(r"\b(y|sample_weight)\b", str(error)):
+                raise
+            raise type(error)(
+                f"y must hold the true targets of the {self.n_outputs_} task(s) the "
+                f"model predicts, one row per sample of X; {error}"
+            ) from error
 
     def _predict_columns(self, X):
         outputs = self._task_outputs(X)

@@ -8,7 +8,6 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._tasks import CLASSIFICATION
-from .metrics import per_task_scores
 
 
 def stack_columns(columns):
@@ -121,7 +120,14 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where to train and predict; ``"auto"`` picks CUDA when available.
     verbose : int, default=0
-        Print skorch's per-epoch table when positive.
+        Print skorch's per-epoch table when positive: the training loss and
+        each task's training loss (``train_loss_task{t}``, on its labelled
+        entries, without the penalty), and with early stopping the
+        validation loss and score of each task as well. The same figures are
+        in ``net_.history``.
+    progress_bar : bool, default=False
+        Show a progress bar over each epoch's batches (skorch's
+        ``ProgressBar``, through ``tqdm``), for long fits.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks, copied into ``net_`` at each fit.
 
@@ -250,6 +256,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         warm_start=False,
         device="cpu",
         verbose=0,
+        progress_bar=False,
         callbacks=None,
     ):
         super().__init__(
@@ -277,6 +284,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             warm_start=warm_start,
             device=device,
             verbose=verbose,
+            progress_bar=progress_bar,
             callbacks=callbacks,
         )
         self.class_weight = class_weight
@@ -432,9 +440,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         score : float
             Mean accuracy over tasks.
         """
-        scores = per_task_scores(
-            y, self.predict(X), [CLASSIFICATION] * self.n_outputs_, sample_weight
-        )
+        scores = self._score_tasks(X, y, CLASSIFICATION, sample_weight)
         return float(np.nanmean(scores))
 
     def __sklearn_tags__(self):

@@ -130,7 +130,11 @@ class MultiTaskLoss(nn.Module):
     def per_task(self, y_pred, targets, weights):
         """The ``(n_tasks,)`` tensor of weighted mean losses."""
         weighted = (self.per_sample(y_pred, targets) * weights).sum(dim=0)
-        return weighted / weights.sum(dim=0).clamp_min(1e-12)
+        total = weights.sum(dim=0)
+        # Kept on the device for the per-task epoch losses, which the net
+        # reads back once per epoch.
+        self.last_sums_ = torch.stack([weighted.detach(), total])
+        return weighted / total.clamp_min(1e-12)
 
     def forward(self, y_pred, targets, weights):
         return self.per_task(y_pred, targets, weights) @ self.task_weights
@@ -177,22 +181,37 @@ class MultiTaskNeuralNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, with the module's mode set once per phase rather than
         # per batch, and the batch losses read back in one device sync per
-        # phase rather than one ``.item()`` per batch.
+        # phase rather than one ``.item()`` per batch. Each task's loss over
+        # the phase (labelled entries only, no penalty) is recorded as
+        # ``{prefix}_loss_task{t}``.
         if iterator is None:
             return
         self._set_training(training)
-        losses, sizes = [], []
+        losses, sizes, task_sums = [], [], []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             losses.append(step["loss"].detach())
+            task_sums.append(self.criterion_.last_sums_)
             sizes.append(len(batch[0]))
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        records = self.history[-1]["batches"][-len(losses) :] if losses else []
-        for record, loss, size in zip(records, torch.stack(losses).tolist(), sizes):
+        self.history.record(prefix + "_batch_count", len(losses))
+        if not losses:
+            return
+        sums = torch.stack(task_sums).sum(dim=0)
+        values = torch.cat([torch.stack(losses).float(), sums.ravel()]).tolist()
+        batch_losses, (weighted, total) = values[: len(losses)], np.reshape(
+            values[len(losses) :], (2, -1)
+        )
+        records = self.history[-1]["batches"][-len(losses) :]
+        for record, loss, size in zip(records, batch_losses, sizes):
             record[prefix + "_loss"] = loss
             record[prefix + "_batch_size"] = size
-        self.history.record(prefix + "_batch_count", len(losses))
+        for t, (task_loss, task_total) in enumerate(zip(weighted, total)):
+            self.history.record(
+                f"{prefix}_loss_task{t}",
+                float(task_loss / task_total) if task_total > 0 else float("nan"),
+            )
 
     def train_step(self, batch, **fit_params):
         # One optimizer step without skorch's closure (no solver here needs it).
@@ -266,6 +285,8 @@ class ValidationScore(Callback):
             criterion.slices,
         )
         net.history.record("valid_score", float(np.nanmean(scores)))
+        for t, score in enumerate(scores):
+            net.history.record(f"valid_score_task{t}", score)
 
 
 class GroupLassoProximal(Callback):

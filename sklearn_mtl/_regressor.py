@@ -6,7 +6,6 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._tasks import REGRESSION
-from .metrics import per_task_scores
 
 
 class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
@@ -104,7 +103,14 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where to train and predict; ``"auto"`` picks CUDA when available.
     verbose : int, default=0
-        Print skorch's per-epoch table when positive.
+        Print skorch's per-epoch table when positive: the training loss and
+        each task's training loss (``train_loss_task{t}``, on its labelled
+        entries, without the penalty), and with early stopping the
+        validation loss and score of each task as well. The same figures are
+        in ``net_.history``.
+    progress_bar : bool, default=False
+        Show a progress bar over each epoch's batches (skorch's
+        ``ProgressBar``, through ``tqdm``), for long fits.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks, copied into ``net_`` at each fit.
 
@@ -324,7 +330,5 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
         score : float
             Mean R² over tasks.
         """
-        scores = per_task_scores(
-            y, self.predict(X), [REGRESSION] * self.n_outputs_, sample_weight
-        )
+        scores = self._score_tasks(X, y, REGRESSION, sample_weight)
         return float(np.nanmean(scores))

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets
 
 CLASSIFICATION = "classification"
@@ -88,10 +87,11 @@ def is_missing(column):
     )
 
 
-def target_columns(y, n_samples):
+def target_columns(y, n_samples, name="y"):
     """Split ``y`` into per-task 1-D columns, each keeping its own dtype.
 
-    Returns the list of columns and whether ``y`` was 1-D.
+    Returns the list of columns and whether ``y`` was 1-D. ``name`` is the
+    argument that ``y`` is, for messages.
     """
     if y is None:
         raise ValueError("y must not be None: pass the targets to fit.")
@@ -110,7 +110,11 @@ def target_columns(y, n_samples):
         columns = [y] if one_d else [y[:, j] for j in range(y.shape[1])]
     if not columns:
         raise ValueError("y must have at least one column (task); got 0 columns.")
-    check_consistent_length(np.empty(n_samples), columns[0])
+    if len(columns[0]) != n_samples:
+        raise ValueError(
+            f"{name} must have one entry (row) per sample; got inconsistent numbers "
+            f"of samples: {n_samples} expected, {len(columns[0])} in {name}."
+        )
     return columns, one_d
 
 

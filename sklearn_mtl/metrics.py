@@ -52,7 +52,7 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
     array([0.66666667, 1.        ])
     """
     truth, _ = target_columns(y_true, len(y_true))
-    pred, _ = target_columns(y_pred, len(y_true))
+    pred, _ = target_columns(y_pred, len(y_true), name="y_pred")
     if not len(truth) == len(pred) == len(task_types):
         raise ValueError(
             f"y_true, y_pred and task_types must describe the same tasks; got "
