@@ -76,7 +76,7 @@ PREDICT_BATCH_SIZE = {"cpu": 4096, "cuda": 65536}
 # Learning rate of the concrete dropout logits, relative to learning_rate_init.
 CONCRETE_LR_FACTOR = 10.0
 # Rows per forward pass of Monte-Carlo prediction (a batch times its copies).
-MC_MAX_ROWS = {"cpu": 65536, "cuda": 2**20}
+MC_MAX_ROWS = {"cpu": 16384, "cuda": 2**20}
 
 
 def _positive_int_tuple(value, name):
