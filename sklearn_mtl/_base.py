@@ -241,6 +241,11 @@ class BaseMultiTaskNet(BaseEstimator):
             )
         return X
 
+    def _head_sizes(self):
+        if not np.size(self.head_layer_sizes):
+            return ()
+        return _positive_int_tuple(self.head_layer_sizes, "head_layer_sizes")
+
     def _trunk_dropout(self):
         sizes = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes") if (
             np.size(self.hidden_layer_sizes)
@@ -459,11 +464,7 @@ class BaseMultiTaskNet(BaseEstimator):
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
         sizes, dropout = self._trunk_dropout()
-        head_sizes = (
-            _positive_int_tuple(self.head_layer_sizes, "head_layer_sizes")
-            if np.size(self.head_layer_sizes)
-            else ()
-        )
+        head_sizes = self._head_sizes()
         targets, weights = self._encode(
             X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
         )

@@ -302,10 +302,20 @@ class GroupLassoProximal(Callback):
     def __init__(self, strength):
         self.strength = strength
 
+    def on_train_begin(self, net, **kwargs):
+        # The optimiser group of the first layer: with concrete dropout the
+        # rate logits have a group of their own, with another learning rate.
+        weight = net.module_.input_layers[0].weight
+        self.group_ = next(
+            group
+            for group in net.optimizer_.param_groups
+            if any(param is weight for param in group["params"])
+        )
+
     def on_batch_end(self, net, training=False, **kwargs):
         if not training:
             return
-        group = net.optimizer_.param_groups[0]
+        group = self.group_
         layers = net.module_.input_layers
         with torch.no_grad():
             threshold = group["lr"] * self.strength / self._scale(net, group, layers)

@@ -232,9 +232,7 @@ def _rebuild_net(estimator, content, device):
         device = "cpu"
     device = _resolve_device(device)
     sizes, dropout = estimator._trunk_dropout()
-    head_sizes = tuple(estimator.head_layer_sizes) if np.size(
-        estimator.head_layer_sizes
-    ) else ()
+    head_sizes = estimator._head_sizes()
     net = estimator._build_net(
         estimator.n_features_in_,
         sizes,

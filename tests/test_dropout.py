@@ -334,3 +334,20 @@ def test_feature_importances_of_linear_model_with_heads(two_task_data):
     np.testing.assert_allclose(clf.feature_importances_, norms, rtol=1e-5)
     # Features 4 to 9 carry no signal for either task.
     assert np.sum(clf.feature_importances_[4:] == 0) >= 4
+
+
+def test_group_lasso_thresholds_with_the_first_layers_learning_rate():
+    # With concrete dropout the rate logits form their own optimiser group
+    # (with 10x the learning rate); the proximal step must use the group of
+    # the first layer's weights.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MultiTaskNetClassifier(
+        hidden_layer_sizes=(8,), dropout="concrete", group_lasso=0.01,
+        learning_rate_init=1e-3, max_iter=2, random_state=0,
+    ).fit(X, y)
+    proximal = dict(clf.net_.callbacks_)["group_lasso"]
+    assert proximal.group_["lr"] == 1e-3
+    assert any(p is clf.net_.module_.input_layers[0].weight for p in proximal.group_["params"])
+    assert len(clf.net_.optimizer_.param_groups) == 2
