@@ -2,11 +2,13 @@
 
 from ._classifier import MultiTaskNetClassifier
 from ._display import MultiTaskLearningCurveDisplay
+from ._mixed import MultiTaskNet
 from ._persistence import load, save
 from ._regressor import MultiTaskNetRegressor
 
 __all__ = [
     "MultiTaskLearningCurveDisplay",
+    "MultiTaskNet",
     "MultiTaskNetClassifier",
     "MultiTaskNetRegressor",
     "load",

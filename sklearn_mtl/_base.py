@@ -23,6 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
+from ._balancing import BALANCING, NEEDS_TRUNK
 from ._module import ACTIVATIONS, MultiTaskModule
 from ._net import (
     BatchIterator,
@@ -30,6 +31,7 @@ from ._net import (
     MultiTaskLoss,
     MultiTaskNeuralNet,
     StopOnNonFinite,
+    TaskBalancing,
     TensorDataset,
     ValidationScore,
 )
@@ -73,8 +75,11 @@ def _optimizer_kwargs(solver, device):
 # Rows per forward pass in prediction and validation: cache-sized on a CPU,
 # large enough on a GPU that kernel launches do not dominate.
 PREDICT_BATCH_SIZE = {"cpu": 4096, "cuda": 65536}
-# Learning rate of the concrete dropout logits, relative to learning_rate_init.
-CONCRETE_LR_FACTOR = 10.0
+# Learning rate of the concrete dropout logits and of the learned task weights
+# (log-variances, GradNorm weights), relative to learning_rate_init: one
+# number per layer or task moves too little at the weights' rate to settle
+# within a few hundred steps.
+LEARNED_LR_FACTOR = 10.0
 # Rows per forward pass of Monte-Carlo prediction (a batch times its copies).
 MC_MAX_ROWS = {"cpu": 16384, "cuda": 2**20}
 
@@ -123,6 +128,7 @@ class BaseMultiTaskNet(BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "task_weights": ["array-like", None],
+        "task_balancing": [StrOptions(set(BALANCING))],
         "aux_task_types": [list, dict, None],
         "solver": [StrOptions(set(SOLVERS))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -154,6 +160,7 @@ class BaseMultiTaskNet(BaseEstimator):
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
+        task_balancing="fixed",
         aux_task_types=None,
         solver="adam",
         learning_rate_init=1e-3,
@@ -181,6 +188,7 @@ class BaseMultiTaskNet(BaseEstimator):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.task_weights = task_weights
+        self.task_balancing = task_balancing
         self.aux_task_types = aux_task_types
         self.solver = solver
         self.learning_rate_init = learning_rate_init
@@ -199,10 +207,6 @@ class BaseMultiTaskNet(BaseEstimator):
         self.callbacks = callbacks
 
     # -- what subclasses decide -------------------------------------------------
-
-    def _column_kind(self, column, task):
-        """``"classification"`` or ``"regression"`` for column ``task`` of y."""
-        raise NotImplementedError
 
     def _class_weights(self, task, spec, labels):
         """Per-sample class weights of one classification task, or None."""
@@ -323,16 +327,21 @@ class BaseMultiTaskNet(BaseEstimator):
 
     # -- encoding ---------------------------------------------------------------
 
-    def _aux_kinds(self, names, declared):
-        """Kind of each auxiliary column: from ``aux_task_types``, its dtype or None."""
+    @staticmethod
+    def _declared_kinds(overrides, names, declared, param, source):
+        """Kind of each column of ``source``: from ``overrides``, its dtype or None.
+
+        ``overrides`` is the value of the hyperparameter ``param``: None, a
+        list with one kind per column, or a dict from column names (or
+        positions) to kinds.
+        """
         kinds = list(declared)
-        overrides = self.aux_task_types
         if overrides is None:
             return kinds
         if isinstance(overrides, list):
             if len(overrides) != len(names):
                 raise ValueError(
-                    f"aux_task_types must have one entry per column of aux_targets; "
+                    f"{param} must have one entry per column of {source}; "
                     f"got {len(overrides)} entries for {len(names)} columns."
                 )
             overrides = dict(enumerate(overrides))
@@ -343,17 +352,21 @@ class BaseMultiTaskNet(BaseEstimator):
                 position = int(key)
             else:
                 raise ValueError(
-                    f"aux_task_types has the key {key!r}, which is neither a column "
-                    f"name nor a position of aux_targets (columns: {names})."
+                    f"{param} has the key {key!r}, which is neither a column "
+                    f"name nor a position of {source} (columns: {names})."
                 )
             if kind not in (CLASSIFICATION, REGRESSION, None):
                 raise ValueError(
-                    f"aux_task_types must give 'classification', 'regression' or None "
+                    f"{param} must give 'classification', 'regression' or None "
                     f"for each column; got {kind!r} for column {names[position]!r}."
                 )
             if kind is not None:
                 kinds[position] = kind
         return kinds
+
+    def _main_kinds(self, names, declared):
+        """Kind of each column of y, or None where it is inferred from the values."""
+        raise NotImplementedError
 
     def _encode(self, X, y, aux_targets, sample_weight, reset, classes=None):
         """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays.
@@ -364,7 +377,7 @@ class BaseMultiTaskNet(BaseEstimator):
         ``y``) when given.
         """
         n_samples = X.shape[0]
-        columns, one_d = target_columns(y, n_samples)
+        columns, names, declared, one_d = target_columns(y, n_samples)
         n_main = len(columns)
         aux_names, aux_declared = [], []
         if aux_targets is not None:
@@ -391,9 +404,12 @@ class BaseMultiTaskNet(BaseEstimator):
             (n_samples, len(columns)),
         )
         if reset:
+            kinds = self._main_kinds(names, declared) + self._declared_kinds(
+                self.aux_task_types, aux_names, aux_declared, "aux_task_types",
+                "aux_targets",
+            )
             self.tasks_ = self._infer_specs(
-                columns, missing, sample_weights, n_main, aux_names, aux_declared,
-                one_d, classes,
+                columns, missing, sample_weights, n_main, kinds, one_d, classes
             )
             self.n_aux_tasks_ = len(aux_columns)
             self._y_1d = one_d
@@ -417,30 +433,24 @@ class BaseMultiTaskNet(BaseEstimator):
         return targets, weights
 
     def _infer_specs(
-        self, columns, missing, sample_weights, n_main, aux_names, aux_declared,
-        one_d, classes,
+        self, columns, missing, sample_weights, n_main, kinds, one_d, classes
     ):
-        """Task specifications of the columns of y, then of aux_targets."""
-        if classes is None:
-            main = [
+        """Task specifications of the columns of y, then of aux_targets.
+
+        ``kinds`` holds each column's kind, or None to infer it from the
+        column's labelled values; ``classes`` the label sets of the tasks of
+        y, when given.
+        """
+        specs = [] if classes is None else declared_specs(classes, one_d, n_main)
+        for t in range(len(specs), len(columns)):
+            source, position = ("y", t) if t < n_main else ("aux_targets", t - n_main)
+            specs.append(
                 infer_spec(
-                    columns[t], missing[t], self._column_kind(columns[t], t), t,
-                    weights=sample_weights[:, t],
-                )
-                for t in range(n_main)
-            ]
-        else:
-            main = declared_specs(classes, one_d, n_main)
-        aux = []
-        for j, kind in enumerate(self._aux_kinds(aux_names, aux_declared)):
-            column, miss = columns[n_main + j], missing[n_main + j]
-            aux.append(
-                infer_spec(
-                    column, miss, kind or infer_kind(column, miss), j,
-                    source="aux_targets", weights=sample_weights[:, n_main + j],
+                    columns[t], missing[t], kinds[t] or infer_kind(columns[t], missing[t]),
+                    position, source=source, weights=sample_weights[:, t],
                 )
             )
-        return main + aux
+        return specs
 
     def _check_task_counts(self, n_main, n_aux):
         if n_main != self._n_main_tasks:
@@ -465,6 +475,13 @@ class BaseMultiTaskNet(BaseEstimator):
         X = self._validate_X(X, reset=not continuing)
         sizes, dropout = self._trunk_dropout()
         head_sizes = self._head_sizes()
+        if self.task_balancing in NEEDS_TRUNK and not sizes:
+            raise ValueError(
+                f"task_balancing={self.task_balancing!r} balances the tasks' gradients "
+                f"on the shared trunk, but hidden_layer_sizes is empty (no trunk); "
+                f"give hidden_layer_sizes at least one layer or use another "
+                f"task_balancing."
+            )
         targets, weights = self._encode(
             X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
         )
@@ -508,6 +525,7 @@ class BaseMultiTaskNet(BaseEstimator):
 
         history = net.history
         self.dropout_ = net.module_.dropout_rates()
+        self.task_weights_ = net.criterion_.balance().cpu().numpy().astype(np.float64)
         self.n_iter_ = len(history)
         self.loss_curve_ = [epoch["train_loss"] for epoch in history]
         self.validation_scores_ = [
@@ -568,12 +586,13 @@ class BaseMultiTaskNet(BaseEstimator):
     def _build_net(self, n_features, sizes, head_sizes, dropout, task_weights, device):
         optimizer = SOLVERS[self.solver][0]
         optimizer_kwargs = _optimizer_kwargs(self.solver, device)
-        if isinstance(dropout, str):
-            # One logit per layer moves too little at the weights' rate to
-            # settle within a few hundred steps.
-            optimizer_kwargs["param_groups"] = [
-                ("trunk.*.logit", {"lr": CONCRETE_LR_FACTOR * self.learning_rate_init})
-            ]
+        learned = ["log_variances", "loss_weights"]
+        if isinstance(dropout, str):  # "concrete"
+            learned.append("trunk.*.logit")
+        optimizer_kwargs["param_groups"] = [
+            (pattern, {"lr": LEARNED_LR_FACTOR * self.learning_rate_init})
+            for pattern in learned
+        ]
         return MultiTaskNeuralNet(
             module=MultiTaskModule,
             module__n_features=n_features,
@@ -587,6 +606,7 @@ class BaseMultiTaskNet(BaseEstimator):
             criterion__kinds=[spec.kind for spec in self.tasks_],
             criterion__output_sizes=[spec.n_outputs for spec in self.tasks_],
             criterion__task_weights=task_weights,
+            criterion__balancing=self.task_balancing,
             optimizer=optimizer,
             lr=self.learning_rate_init,
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
@@ -607,6 +627,8 @@ class BaseMultiTaskNet(BaseEstimator):
         callbacks = [("non_finite", StopOnNonFinite(self.learning_rate_init))]
         if self.group_lasso > 0:
             callbacks.append(("group_lasso", GroupLassoProximal(self.group_lasso)))
+        if self.task_balancing != "fixed":
+            callbacks.append(("task_balancing", TaskBalancing()))
         if early_stopping:
             callbacks.append(("valid_score", ValidationScore()))
             monitor, lower_is_better = "valid_score", False
@@ -695,11 +717,12 @@ class BaseMultiTaskNet(BaseEstimator):
         std = std.cpu().numpy()
         return means, [np.ascontiguousarray(std[:, cols]) for cols in slices]
 
-    def _score_tasks(self, X, y, kind, sample_weight):
+    def _score_tasks(self, X, y, sample_weight):
         """Per-task scores of ``predict(X)`` against ``y``, errors naming y."""
         predicted = self.predict(X)
+        kinds = [spec.kind for spec in self.tasks_[: self._n_main_tasks]]
         try:
-            return per_task_scores(y, predicted, [kind] * self.n_outputs_, sample_weight)
+            return per_task_scores(y, predicted, kinds, sample_weight)
         except (ValueError, TypeError) as error:
             if re.search(r"\b(y|sample_weight)\b", str(error)):
                 raise
@@ -708,10 +731,29 @@ class BaseMultiTaskNet(BaseEstimator):
                 f"model predicts, one row per sample of X; {error}"
             ) from error
 
-    def _predict_columns(self, X):
-        outputs = self._task_outputs(X)
+    def _predict_columns(self, X, return_std=False):
+        """Per task of y: labels or values; with ``return_std``, and the
+        standard deviation of each value over the Monte-Carlo passes (NaN
+        for classification tasks)."""
+        check_is_fitted(self)
         tasks = self.tasks_[: self._n_main_tasks]
-        return [spec.decode(out) for spec, out in zip(tasks, outputs)]
+        if not return_std:
+            return [spec.decode(out) for spec, out in zip(tasks, self._task_outputs(X))]
+        if self.mc_samples == 0:
+            raise ValueError(
+                "predict(return_std=True) needs Monte-Carlo dropout: set "
+                "mc_samples to a positive number of stochastic passes (e.g. 100) "
+                f"and a dropout rate above 0; got mc_samples={self.mc_samples}."
+            )
+        means, stds = self._task_outputs(X, return_std=True)
+        values = [spec.decode(mean) for spec, mean in zip(tasks, means)]
+        spreads = [
+            std[:, 0].astype(np.float64) * spec.scale
+            if spec.kind == REGRESSION
+            else np.full(len(std), np.nan)
+            for spec, std in zip(tasks, stds)
+        ]
+        return values, spreads
 
     @property
     def feature_importances_(self):

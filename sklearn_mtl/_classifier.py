@@ -7,6 +7,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
+from ._docs import TEMPLATE
 from ._tasks import CLASSIFICATION
 
 
@@ -19,92 +20,23 @@ def stack_columns(columns):
 
 
 class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
-    """Multi-task neural network classifier with a shared trunk.
+    __doc__ = TEMPLATE.format(
+        summary="""Multi-task neural network classifier with a shared trunk.
 
     One network learns every column of ``y`` at once: a shared trunk of
     ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` blocks feeds one
     softmax head per task (hard parameter sharing). The loss is the weighted
     sum over tasks of each task's cross-entropy, averaged over its labelled
     entries, plus an L1/L2 penalty on the weight matrices. Training runs in
-    a skorch ``NeuralNet`` kept as ``net_``.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Widths of the shared trunk's layers. ``()`` gives a linear model.
-    head_layer_sizes : array-like of int, default=()
-        Widths of the hidden layers of each task's head (same blocks as the
-        trunk, with the dropout rate of the last trunk layer).
-    activation : {"relu", "tanh", "logistic", "identity", "gelu"}, default="relu"
-        Activation of every hidden layer.
-    dropout : float, array-like of float or "concrete", default=0.0
-        Probability of zeroing each unit of the shared trunk during training.
-        An array-like gives one rate per trunk layer. ``"concrete"`` learns
-        one rate per trunk layer during ``fit`` (concrete dropout [2]_; head
-        layers then have no dropout); the rates are in ``dropout_``.
-        Prediction scales by the expected mask (no sampling) unless
-        ``mc_samples > 0``.
-    batch_norm : bool, default=False
-        Whether each hidden layer has a ``BatchNorm1d`` after its ``Linear``.
-    mc_samples : int, default=0
-        Monte-Carlo dropout [1]_: with a positive value, ``predict_proba``
+    a skorch ``NeuralNet`` kept as ``net_``.""",
+        mc_samples="""``predict_proba``
         averages the class probabilities of that many stochastic forward
         passes (dropout on, batch norm on its running statistics), and
-        ``predict`` returns the most probable class of that average. The
-        passes are batched: the trunk before the first dropout layer runs
-        once per batch, the rest on the batch repeated ``mc_samples`` times.
-        The masks are drawn from ``random_state`` (an int gives the same
-        masks at every call; torch's global generator is left untouched). 0
-        predicts with the deterministic network.
-    group_lasso : float, default=0.0
-        Strength of a group-lasso penalty on the first layer with one group
-        per input feature (the weights leaving it) [3]_. It is applied by a
-        proximal step after each optimiser step, so features the model does
-        not need get exactly zero weight: ``feature_importances_`` is then
-        zero for them and :class:`~sklearn.feature_selection.SelectFromModel`
-        drops them. 0 disables it.
-    alpha : float, default=1e-4
-        Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
-        l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices (not biases nor
-        batch-norm parameters), added to each batch's mean loss as in
-        :class:`~sklearn.linear_model.ElasticNet`.
-    l1_ratio : float, default=0.0
-        Mix of the penalty: 0 is pure L2 (as in ``MLPClassifier``), 1 pure L1.
-    task_weights : array-like of shape (n_tasks,), default=None
-        Weight of each task's loss in the sum, for the tasks of ``y`` then
-        those of ``aux_targets``; ``None`` weighs all tasks 1.
-    aux_task_types : list or dict, default=None
-        Kind of each auxiliary task (column of ``aux_targets`` in ``fit``),
-        ``"classification"`` or ``"regression"``: a list with one entry per
-        column, or a dict from column names (or positions) to kinds. Columns
-        left out (or given ``None``) are typed by their dtype and labelled
-        values: pandas ``category`` columns, strings and booleans are
-        classification; numbers with a fractional part are regression;
-        integral numbers are classification when they take at most 10
-        distinct values, else regression.
-    solver : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}, default="adam"
-        The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9, as
-        ``MLPClassifier`` does.
-    learning_rate_init : float, default=1e-3
-        Learning rate of the optimizer.
-    batch_size : int or "auto", default="auto"
-        Rows per mini-batch; ``"auto"`` is ``min(200, n_samples)``.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    shuffle : bool, default=True
-        Whether to shuffle the rows every epoch.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified on the first
-        task when it is fully labelled), stop when the validation score has
-        not improved by ``tol`` for ``n_iter_no_change`` epochs, and restore
-        the best epoch's weights. Without it, training stops when the training
-        loss has not improved by ``tol`` for ``n_iter_no_change`` epochs.
-    validation_fraction : float, default=0.1
-        Share of the rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-    tol : float, default=1e-4
-        Least improvement that counts.
+        ``predict`` returns the most probable class of that average.""",
+        mlp="MLPClassifier",
+        stratified=" (stratified on the first\n        task when it is fully labelled)",
+        score="accuracy",
+        extra_parameters="""\
     class_weight : dict, "balanced", list or None, default=None
         Weights of the classes in the loss of each task of ``y`` (auxiliary
         tasks are not weighted), as in
@@ -112,67 +44,16 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         weight}`` or ``"balanced"`` for a single task (``"balanced"`` applies
         to every task), or a list with one dict, ``"balanced"`` or ``None`` per
         task.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation
-        split; an int makes ``fit`` exactly reproducible on the same device.
-    warm_start : bool, default=False
-        Continue training the fitted network on the next ``fit``.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to train and predict; ``"auto"`` picks CUDA when available.
-    verbose : int, default=0
-        Print skorch's per-epoch table when positive: the training loss and
-        each task's training loss (``train_loss_task{t}``, on its labelled
-        entries, without the penalty), and with early stopping the
-        validation loss and score of each task as well. The same figures are
-        in ``net_.history``.
-    progress_bar : bool, default=False
-        Show a progress bar over each epoch's batches (skorch's
-        ``ProgressBar``, through ``tqdm``), for long fits.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra skorch callbacks, copied into ``net_`` at each fit.
-
-    Attributes
-    ----------
+""",
+        extra_attributes="""\
     classes_ : ndarray or list of ndarray
         Labels of the single task, or a list with the labels of each task.
-    n_outputs_ : int
-        Number of tasks of ``y`` (the predicted tasks).
-    n_aux_tasks_ : int
-        Number of auxiliary tasks (columns of ``aux_targets``).
-    tasks_ : list of TaskSpec
-        Kind and label set of each task: the tasks of ``y``, then the
-        auxiliary tasks.
-    net_ : skorch.NeuralNet
-        The fitted network; ``net_.history`` holds the per-epoch records.
-    dropout_ : tuple of float
-        Dropout rate of each trunk layer: the learned rates with
-        ``dropout="concrete"``, else the fixed rates used.
-    feature_importances_ : ndarray of shape (n_features_in_,)
-        Euclidean norm of each input feature's weights in the first layer
-        (the group-lasso groups); exactly zero for features removed by
-        ``group_lasso``.
-    n_iter_ : int
-        Epochs run.
-    loss_curve_ : list of float
-        Training loss (penalty included) of each epoch.
-    best_loss_ : float or None
-        Lowest training loss; ``None`` with early stopping.
-    validation_scores_ : list of float or None
-        Validation score of each epoch with early stopping, else ``None``.
-    best_validation_score_ : float or None
-        Best validation score with early stopping, else ``None``.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Feature names seen in ``fit``, when ``X`` has string column names.
-
-    See Also
-    --------
+""",
+        see_also="""\
     MultiTaskNetRegressor : The same network for regression tasks.
-    sklearn.neural_network.MLPClassifier : A single network without dropout.
-
-    Notes
-    -----
+    MultiTaskNet : The same network for a mix of both.
+    sklearn.neural_network.MLPClassifier : A single network without dropout.""",
+        notes="""\
     Missing labels (``NaN``, ``None`` or ``pandas.NA`` in ``y``) are left out
     of the loss and of ``score``. Rows whose every weight is zero (missing or
     ``sample_weight == 0``) are dropped before training, which makes a zero
@@ -182,46 +63,15 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     of the labels' common dtype or of ``object`` dtype when tasks' label
     dtypes differ, and ``predict_proba`` a list of ``(n_samples,
     n_classes_t)`` arrays, as :class:`~sklearn.multioutput.MultiOutputClassifier`.
-
-    Auxiliary tasks (``aux_targets`` in :meth:`fit`) are trained through heads
-    of their own on the shared trunk but never predicted. They keep the net
-    multi-task inside scikit-learn's ensembles, which pass a 1-D ``y``: with
-    metadata routing enabled and ``set_fit_request(aux_targets=True)``,
-    bagging, stacking, voting, calibration and the searches slice them with
-    the rows of ``X``.
-
-    Concrete dropout relaxes each mask to a concrete distribution of
-    temperature 0.1 and adds to the training loss, per layer, ``l**2 / N *
-    |W|^2 / (1 - p) + 2 / N * K * (p log p + (1 - p) log(1 - p))``, with ``N``
-    the training rows, ``K`` the layer's width, ``W`` the weights that read
-    the layer and a prior length scale ``l = 1e-4`` (the paper's values): the
-    fewer the rows, the stronger the pull towards ``p = 1/2``. The rates start
-    at 0.1 and learn with 10 times ``learning_rate_init``.
-
-    The group-lasso step shrinks the column ``W[:, j]`` of the first layer by
-    ``max(0, 1 - lr * group_lasso / |W[:, j]|)``. With an adaptive solver
-    (Adam, AdamW, RMSprop, Adagrad) ``lr`` is divided by the root mean square
-    the solver divides that column's gradient by, so that ``group_lasso``
-    weighs against the loss's gradient as it would under SGD: a feature keeps
-    weight only while its gradient norm exceeds about ``group_lasso``.
-
-    References
-    ----------
-    .. [1] Y. Gal and Z. Ghahramani, "Dropout as a Bayesian Approximation:
-       Representing Model Uncertainty in Deep Learning", ICML 2016.
-    .. [2] Y. Gal, J. Hron and A. Kendall, "Concrete Dropout", NeurIPS 2017.
-    .. [3] M. Yuan and Y. Lin, "Model selection and estimation in regression
-       with grouped variables", JRSS B 68(1), 2006.
-
-    Examples
-    --------
+""",
+        examples="""\
     >>> from sklearn.datasets import make_classification
     >>> from sklearn_mtl import MultiTaskNetClassifier
     >>> X, y = make_classification(n_samples=200, random_state=0)
     >>> clf = MultiTaskNetClassifier(max_iter=50, random_state=0).fit(X, y)
     >>> clf.predict(X[:3]).shape
-    (3,)
-    """
+    (3,)""",
+    )
 
     _parameter_constraints = {
         **BaseMultiTaskNet._parameter_constraints,
@@ -241,6 +91,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
+        task_balancing="fixed",
         aux_task_types=None,
         solver="adam",
         learning_rate_init=1e-3,
@@ -270,6 +121,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             alpha=alpha,
             l1_ratio=l1_ratio,
             task_weights=task_weights,
+            task_balancing=task_balancing,
             aux_task_types=aux_task_types,
             solver=solver,
             learning_rate_init=learning_rate_init,
@@ -289,8 +141,8 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         )
         self.class_weight = class_weight
 
-    def _column_kind(self, column, task):
-        return CLASSIFICATION
+    def _main_kinds(self, names, declared):
+        return [CLASSIFICATION] * len(names)
 
     def _class_weights(self, task, spec, labels):
         class_weight = self.class_weight
@@ -440,7 +292,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         score : float
             Mean accuracy over tasks.
         """
-        scores = self._score_tasks(X, y, CLASSIFICATION, sample_weight)
+        scores = self._score_tasks(X, y, sample_weight)
         return float(np.nanmean(scores))
 
     def __sklearn_tags__(self):

@@ -221,6 +221,14 @@ class MultiTaskModule(nn.Module):
         """The ``Linear`` weights, which the L1/L2 penalty applies to."""
         return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
 
+    def shared_parameters(self):
+        """The trunk's parameters, which every task's loss reaches."""
+        return list(self.trunk.parameters())
+
+    def last_shared_weight(self):
+        """The weight of the trunk's last layer (GradNorm's shared layer)."""
+        return [p for p in self.trunk.parameters() if p.ndim >= 2][-1]
+
     def dropout_rates(self):
         """The rate of each trunk block (learned ones for concrete dropout)."""
         rates = []

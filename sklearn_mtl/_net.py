@@ -15,6 +15,7 @@ from skorch.callbacks import Callback
 from skorch.utils import TeeGenerator, to_device
 from torch import nn
 
+from ._balancing import dwa_weights, gradnorm_gradient, project_conflicts, task_gradients
 from ._tasks import CLASSIFICATION
 
 
@@ -93,11 +94,18 @@ class MultiTaskLoss(nn.Module):
     no labelled entry in the batch contributes zero. Consecutive tasks of the
     same kind and output size are computed together as one ``(n, tasks,
     outputs)`` block, so four binary tasks cost one log-softmax, not four.
+
+    The tasks' losses are weighed by the static ``task_weights`` times the
+    weights of the ``balancing`` method (see :mod:`._balancing`): learned
+    log-variances for ``"uncertainty"``, learned weights for ``"gradnorm"``
+    (moved by the net's training step, not by this loss), weights set each
+    epoch for ``"dwa"``, and ones otherwise.
     """
 
-    def __init__(self, kinds, output_sizes, task_weights):
+    def __init__(self, kinds, output_sizes, task_weights, balancing="fixed"):
         super().__init__()
         self.kinds = list(kinds)
+        self.balancing = balancing
         bounds = np.cumsum([0, *output_sizes])
         self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self.groups = []  # (kind, first task, last task + 1, first column, outputs)
@@ -110,6 +118,19 @@ class MultiTaskLoss(nn.Module):
         self.register_buffer(
             "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
         )
+        ones = torch.ones(len(self.kinds))
+        if balancing == "uncertainty":
+            self.log_variances = nn.Parameter(torch.zeros(len(self.kinds)))
+        elif balancing == "gradnorm":
+            self.loss_weights = nn.Parameter(ones)
+        else:
+            self.register_buffer("loss_weights", ones)
+
+    def balance(self):
+        """The ``(n_tasks,)`` weights of the tasks' losses, now."""
+        if self.balancing == "uncertainty":
+            return self.task_weights * torch.exp(-self.log_variances.detach())
+        return self.task_weights * self.loss_weights.detach()
 
     def per_sample(self, y_pred, targets):
         """The ``(n_samples, n_tasks)`` tensor of unweighted losses."""
@@ -137,7 +158,14 @@ class MultiTaskLoss(nn.Module):
         return weighted / total.clamp_min(1e-12)
 
     def forward(self, y_pred, targets, weights):
-        return self.per_task(y_pred, targets, weights) @ self.task_weights
+        losses = self.per_task(y_pred, targets, weights)
+        self.last_losses_ = losses  # with their graph, for the training step
+        if self.balancing == "uncertainty":
+            # A task without labels in the batch keeps its log-variance.
+            active = self.task_weights * (self.last_sums_[1] > 0)
+            s = self.log_variances
+            return (torch.exp(-s) * losses + s) @ active
+        return losses @ self.balance()
 
 
 class MultiTaskNeuralNet(NeuralNet):
@@ -219,7 +247,16 @@ class MultiTaskNeuralNet(NeuralNet):
         self._zero_grad_optimizer(set_to_none=True)
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        balancing = self.criterion_.balancing
+        if balancing == "pcgrad":
+            correction = self._pcgrad_correction()
+        elif balancing == "gradnorm":
+            weight_grad = self._gradnorm_gradient()
         loss.backward()
+        if balancing == "pcgrad":
+            self._add_to_shared_grads(correction)
+        elif balancing == "gradnorm":
+            self.criterion_.loss_weights.grad = weight_grad
         self.notify(
             "on_grad_computed",
             named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -227,7 +264,61 @@ class MultiTaskNeuralNet(NeuralNet):
             training=True,
         )
         self._step_optimizer(None)
+        if balancing == "gradnorm":
+            self._renormalise_gradnorm_weights()
         return {"loss": loss, "y_pred": y_pred}
+
+    # -- task balancing (see ._balancing) ---------------------------------------
+
+    def _task_losses(self):
+        """The batch's per-task losses times the static task weights."""
+        criterion = self.criterion_
+        return criterion.last_losses_ * criterion.task_weights
+
+    def _pcgrad_correction(self):
+        """What PCGrad changes in the summed gradient of the shared trunk."""
+        grads = task_gradients(self._task_losses(), self.module_.shared_parameters())
+        return project_conflicts(grads).sum(dim=0) - grads.sum(dim=0)
+
+    def _add_to_shared_grads(self, flat):
+        start = 0
+        for param in self.module_.shared_parameters():
+            size = param.numel()
+            update = flat[start : start + size].view_as(param)
+            if param.grad is None:
+                param.grad = update.clone()
+            else:
+                param.grad += update
+            start += size
+
+    def _gradnorm_gradient(self):
+        criterion = self.criterion_
+        losses = self._task_losses()
+        active = (criterion.last_sums_[1] > 0) & (criterion.task_weights > 0)
+        # Each task's first loss, taken the first time it is labelled.
+        unset = torch.isnan(self.gradnorm_initial_) & active
+        self.gradnorm_initial_ = torch.where(
+            unset, losses.detach(), self.gradnorm_initial_
+        )
+        return gradnorm_gradient(
+            losses,
+            criterion.loss_weights,
+            self.module_.last_shared_weight(),
+            self.gradnorm_initial_,
+            active,
+        )
+
+    def _renormalise_gradnorm_weights(self):
+        # The weights stay positive and sum to the number of tasks.
+        with torch.no_grad():
+            weights = self.criterion_.loss_weights.clamp_min_(1e-4)
+            weights *= len(weights) / weights.sum()
+
+    def initialize_criterion(self, *args, **kwargs):
+        super().initialize_criterion(*args, **kwargs)
+        n_tasks = len(self.criterion_.kinds)
+        self.gradnorm_initial_ = torch.full((n_tasks,), float("nan"), device=self.device)
+        return self
 
     def validation_step(self, batch, **fit_params):
         Xi, yi = batch
@@ -287,6 +378,27 @@ class ValidationScore(Callback):
         net.history.record("valid_score", float(np.nanmean(scores)))
         for t, score in enumerate(scores):
             net.history.record(f"valid_score_task{t}", score)
+
+
+class TaskBalancing(Callback):
+    """Dynamic weight average's weights each epoch; the weights in the history.
+
+    Records ``task_weight{t}``, each task's loss weight at the end of the
+    epoch, for every method but ``"fixed"``.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        criterion = net.criterion_
+        # The current epoch is history[-1]; the paper weighs its first two 1.
+        if criterion.balancing != "dwa" or len(net.history) < 3:
+            return
+        keys = [f"train_loss_task{t}" for t in range(len(criterion.kinds))]
+        previous, before = ([net.history[e, key] for key in keys] for e in (-2, -3))
+        criterion.loss_weights.copy_(dwa_weights(previous, before))
+
+    def on_epoch_end(self, net, **kwargs):
+        for t, weight in enumerate(net.criterion_.balance().tolist()):
+            net.history.record(f"task_weight{t}", weight)
 
 
 class GroupLassoProximal(Callback):

@@ -15,12 +15,16 @@ from skorch.history import History
 
 from ._base import _resolve_device
 from ._classifier import MultiTaskNetClassifier
+from ._mixed import MultiTaskNet
 from ._regressor import MultiTaskNetRegressor
 from ._tasks import TaskSpec
 
 FORMAT = "sklearn_mtl"
 FORMAT_VERSION = 1
-ESTIMATORS = {cls.__name__: cls for cls in (MultiTaskNetClassifier, MultiTaskNetRegressor)}
+ESTIMATORS = {
+    cls.__name__: cls
+    for cls in (MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor)
+}
 _PLAIN = (type(None), bool, int, float, str)
 
 

@@ -87,35 +87,50 @@ def is_missing(column):
     )
 
 
+def _frame_columns(frame):
+    """Columns, column labels and declared kinds of a pandas DataFrame.
+
+    A ``category`` column declares a classification task; the others are
+    ``None``: their kind is inferred from the values.
+    """
+    columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+    declared = [
+        CLASSIFICATION if str(dtype) == "category" else None for dtype in frame.dtypes
+    ]
+    return columns, list(frame.columns), declared
+
+
 def target_columns(y, n_samples, name="y"):
     """Split ``y`` into per-task 1-D columns, each keeping its own dtype.
 
-    Returns the list of columns and whether ``y`` was 1-D. ``name`` is the
+    Returns the columns, their names (a DataFrame's column labels, else
+    positions), the kind each column's dtype declares (see
+    :func:`_frame_columns`) and whether ``y`` was 1-D. ``name`` is the
     argument that ``y`` is, for messages.
     """
     if y is None:
         raise ValueError("y must not be None: pass the targets to fit.")
     if hasattr(y, "iloc"):  # pandas Series or DataFrame: keep per-column dtypes
-        frame = y.to_frame() if y.ndim == 1 else y
-        columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+        columns, names, declared = _frame_columns(y.to_frame() if y.ndim == 1 else y)
         one_d = y.ndim == 1
     else:
         y = np.asarray(y)
         if y.ndim not in (1, 2):
             raise ValueError(
-                f"y must be 1-D (one task) or 2-D (one column per task); "
+                f"{name} must be 1-D (one task) or 2-D (one column per task); "
                 f"got an array with shape {y.shape}."
             )
         one_d = y.ndim == 1
         columns = [y] if one_d else [y[:, j] for j in range(y.shape[1])]
+        names, declared = list(range(len(columns))), [None] * len(columns)
     if not columns:
-        raise ValueError("y must have at least one column (task); got 0 columns.")
+        raise ValueError(f"{name} must have at least one column (task); got 0 columns.")
     if len(columns[0]) != n_samples:
         raise ValueError(
             f"{name} must have one entry (row) per sample; got inconsistent numbers "
             f"of samples: {n_samples} expected, {len(columns[0])} in {name}."
         )
-    return columns, one_d
+    return columns, names, declared, one_d
 
 
 def infer_kind(column, missing):
@@ -172,12 +187,7 @@ def auxiliary_columns(aux_targets, n_samples):
         raise TypeError(f"{expected}; got a sparse matrix. Pass a dense array.")
     if hasattr(aux_targets, "iloc"):  # pandas Series or DataFrame
         frame = aux_targets.to_frame() if aux_targets.ndim == 1 else aux_targets
-        columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
-        names = list(frame.columns)
-        declared = [
-            CLASSIFICATION if str(dtype) == "category" else None
-            for dtype in frame.dtypes
-        ]
+        columns, names, declared = _frame_columns(frame)
         n_rows = frame.shape[0]
     else:
         values = np.asarray(aux_targets)

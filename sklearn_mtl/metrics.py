@@ -51,8 +51,8 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
     >>> per_task_scores(y_true, y_pred, ["classification", "regression"])
     array([0.66666667, 1.        ])
     """
-    truth, _ = target_columns(y_true, len(y_true))
-    pred, _ = target_columns(y_pred, len(y_true), name="y_pred")
+    truth = target_columns(y_true, len(y_true))[0]
+    pred = target_columns(y_pred, len(y_true), name="y_pred")[0]
     if not len(truth) == len(pred) == len(task_types):
         raise ValueError(
             f"y_true, y_pred and task_types must describe the same tasks; got "
@@ -121,7 +121,7 @@ def per_task_roc_auc(y_true, y_proba, classes=None, sample_weight=None):
     >>> per_task_roc_auc(y_true, proba, classes)
     array([0.75, 1.  ])
     """
-    truth, one_d = target_columns(y_true, len(y_true))
+    truth, _, _, one_d = target_columns(y_true, len(y_true))
     probas = list(y_proba) if isinstance(y_proba, list) else [y_proba]
     if classes is None:
         per_task_classes = [None] * len(truth)
