@@ -1,5 +1,9 @@
 """scikit-learn's estimator checks over every public estimator."""
 
+import inspect
+import re
+
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor
@@ -36,3 +40,11 @@ def _expected_failed_checks(estimator):
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("Estimator", [MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor])
+def test_docstring_lists_every_parameter_in_order(Estimator):
+    doc = Estimator.__doc__
+    section = doc[doc.index("Parameters\n") : doc.index("Attributes\n")]
+    documented = re.findall(r"^    (\w+) : ", section, flags=re.MULTILINE)
+    assert documented == list(inspect.signature(Estimator).parameters)
