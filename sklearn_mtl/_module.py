@@ -1,6 +1,9 @@
 """The torch network: a shared trunk and one output head per task."""
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -23,26 +26,37 @@ class Dropout(nn.Dropout):
     (2 threads). On other devices torch's fused dropout kernel is used.
     """
 
+    def _keep(self, shape, device):
+        """A boolean mask of the kept units, and the scale of the kept units."""
+        n_drop = round(self.p * 65536)
+        numel = math.prod(shape)
+        draws = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
+        bits = draws.random_(-(2**63), 2**63 - 1).view(torch.int16)[:numel]
+        return (bits >= n_drop - 32768).view(shape), 65536 / (65536 - n_drop)
+
     def forward(self, X):
         if not self.training or self.p == 0:
             return X
         if X.device.type != "cpu":
             return super().forward(X)
-        n_drop = round(self.p * 65536)
-        draws = torch.empty((X.numel() + 3) // 4, dtype=torch.int64, device=X.device)
-        bits = draws.random_(-(2**63), 2**63 - 1).view(torch.int16)[: X.numel()]
-        keep = (bits >= n_drop - 32768).view(X.shape)
-        return X * keep.to(X.dtype).mul_(65536 / (65536 - n_drop))
+        keep, scale = self._keep(X.shape, X.device)
+        return X * keep.to(X.dtype).mul_(scale)
 
-    def sample(self, X):
-        """A stochastic pass whatever the mode (Monte-Carlo prediction)."""
+    def sample(self, X, n_samples=1):
+        """``n_samples`` stochastic passes of ``X`` whatever the mode, stacked
+        as ``(n_samples * n, width)`` (Monte-Carlo prediction).
+
+        The copies of ``X`` are never built: each pass's output is written
+        straight from ``X`` and its own mask.
+        """
         if self.p == 0:
-            return X
-        training, self.training = self.training, True
-        try:
-            return self.forward(X)
-        finally:
-            self.training = training
+            return X.repeat(n_samples, 1)
+        if X.device.type != "cpu":
+            passes = F.dropout(X.expand(n_samples, *X.shape), self.p, training=True)
+        else:
+            keep, scale = self._keep((n_samples, *X.shape), X.device)
+            passes = keep.to(X.dtype).mul_(X * scale)
+        return passes.reshape(-1, X.shape[1])
 
 
 class ConcreteDropout(nn.Module):
@@ -92,10 +106,12 @@ class ConcreteDropout(nn.Module):
         )
         return X * (1 - drop) / (1 - p)
 
-    def sample(self, X):
-        """A hard Bernoulli mask of the learned rate, whatever the mode."""
+    def sample(self, X, n_samples=1):
+        """``n_samples`` passes of ``X`` with hard Bernoulli masks of the
+        learned rate whatever the mode, stacked as ``(n_samples * n, width)``."""
         p = self.rate.detach()
-        return X * (torch.rand_like(X) >= p).to(X.dtype) / (1 - p)
+        keep = torch.rand((n_samples, *X.shape), device=X.device) >= p
+        return keep.to(X.dtype).mul_(X / (1 - p)).reshape(-1, X.shape[1])
 
     def regularizer(self, following, weight_scale, dropout_scale):
         """The concrete-dropout regulariser of this layer.
@@ -281,7 +297,11 @@ class MultiTaskModule(nn.Module):
         for start in range(0, shared.shape[0], chunk):
             part = shared[start : start + chunk]
             rows = part.shape[0]
-            out = self._stochastic(part.repeat(n_samples, 1), trunk[first:])
+            if first < len(trunk):  # the first dropout layer makes the copies
+                hidden = trunk[first].sample(part, n_samples)
+            else:
+                hidden = part.repeat(n_samples, 1)
+            out = self._stochastic(hidden, trunk[first + 1 :])
             if transform is not None:
                 out = transform(out)
             out = out.view(n_samples, rows, -1)
