@@ -111,6 +111,8 @@ class BaseMultiTaskNet(BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"shared", "mmoe"})],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [
             Interval(Real, 0, 1, closed="left"),
@@ -146,6 +148,8 @@ class BaseMultiTaskNet(BaseEstimator):
         hidden_layer_sizes=(100,),
         *,
         head_layer_sizes=(),
+        architecture="shared",
+        n_experts=4,
         activation="relu",
         dropout=0.0,
         batch_norm=False,
@@ -173,6 +177,8 @@ class BaseMultiTaskNet(BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.head_layer_sizes = head_layer_sizes
+        self.architecture = architecture
+        self.n_experts = n_experts
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -464,6 +470,12 @@ class BaseMultiTaskNet(BaseEstimator):
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
         sizes, dropout = self._trunk_dropout()
+        if self.architecture == "mmoe" and not sizes:
+            raise ValueError(
+                "architecture='mmoe' needs at least one hidden layer per expert; got "
+                "hidden_layer_sizes=(). Give hidden_layer_sizes, or use "
+                "architecture='shared'."
+            )
         head_sizes = self._head_sizes()
         targets, weights = self._encode(
             X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
@@ -580,6 +592,8 @@ class BaseMultiTaskNet(BaseEstimator):
             module__output_sizes=[spec.n_outputs for spec in self.tasks_],
             module__hidden_layer_sizes=sizes,
             module__head_layer_sizes=head_sizes,
+            module__architecture=self.architecture,
+            module__n_experts=self.n_experts,
             module__activation=self.activation,
             module__dropout=dropout,
             module__batch_norm=self.batch_norm,
