@@ -35,6 +35,21 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     head_layer_sizes : array-like of int, default=()
         Widths of the hidden layers of each task's head (same blocks as the
         trunk, with the dropout rate of the last trunk layer).
+    architecture : {"shared", "mmoe"}, default="shared"
+        How the tasks share the network. ``"shared"``: one trunk feeds every
+        head (hard parameter sharing). ``"mmoe"``: a multi-gate mixture of
+        experts [4]_, ``n_experts`` trunks (experts) of ``hidden_layer_sizes``
+        each and, per task, a softmax gate on the input that weighs the
+        experts; each task's head reads its gated sum of the experts' outputs,
+        so unrelated tasks can use different experts. ``activation``,
+        ``batch_norm`` and ``dropout`` apply to every expert as to the shared
+        trunk (one rate per layer, the same in every expert). The gates'
+        weights count in the ``alpha`` penalty and in the group-lasso groups
+        and ``feature_importances_`` (a removed feature is read by neither
+        experts nor gates). Needs at least one hidden layer.
+    n_experts : int, default=4
+        Number of experts with ``architecture="mmoe"``; ignored with
+        ``"shared"``.
     activation : {"relu", "tanh", "logistic", "identity", "gelu"}, default="relu"
         Activation of every hidden layer.
     dropout : float, array-like of float or "concrete", default=0.0
@@ -212,6 +227,9 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     .. [2] Y. Gal, J. Hron and A. Kendall, "Concrete Dropout", NeurIPS 2017.
     .. [3] M. Yuan and Y. Lin, "Model selection and estimation in regression
        with grouped variables", JRSS B 68(1), 2006.
+    .. [4] J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong and E. H. Chi, "Modeling
+       Task Relationships in Multi-task Learning with Multi-gate
+       Mixture-of-Experts", KDD 2018.
 
     Examples
     --------
