@@ -23,7 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
-from ._module import ACTIVATIONS, MultiTaskModule
+from ._module import ACTIVATIONS, NO_EXPERT_LAYERS, MultiTaskModule
 from ._net import (
     BatchIterator,
     GroupLassoProximal,
@@ -471,11 +471,7 @@ class BaseMultiTaskNet(BaseEstimator):
         X = self._validate_X(X, reset=not continuing)
         sizes, dropout = self._trunk_dropout()
         if self.architecture == "mmoe" and not sizes:
-            raise ValueError(
-                "architecture='mmoe' needs at least one hidden layer per expert; got "
-                "hidden_layer_sizes=(). Give hidden_layer_sizes, or use "
-                "architecture='shared'."
-            )
+            raise ValueError(NO_EXPERT_LAYERS)
         head_sizes = self._head_sizes()
         targets, weights = self._encode(
             X, y, aux_targets, sample_weight, reset=not continuing, classes=classes

@@ -14,6 +14,11 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 
+NO_EXPERT_LAYERS = (
+    "architecture='mmoe' needs at least one hidden layer per expert; got "
+    "hidden_layer_sizes=(). Give hidden_layer_sizes, or use architecture='shared'."
+)
+
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on CPU.
@@ -139,7 +144,7 @@ class GroupedLinear(nn.Module):
 
     def forward(self, X):
         n = X.shape[0]
-        grouped = X.view(n, self.groups, self.in_features).transpose(0, 1)
+        grouped = X.reshape(n, self.groups, self.in_features).transpose(0, 1)
         out = torch.baddbmm(self.bias.unsqueeze(1), grouped, self.weight)
         return out.transpose(0, 1).reshape(n, self.groups * self.out_features)
 
@@ -248,11 +253,7 @@ class MultiTaskModule(nn.Module):
         super().__init__()
         mmoe = architecture == "mmoe"
         if mmoe and not len(hidden_layer_sizes):
-            raise ValueError(
-                "architecture='mmoe' needs at least one hidden layer per expert; got "
-                "hidden_layer_sizes=(). Give hidden_layer_sizes, or use "
-                "architecture='shared'."
-            )
+            raise ValueError(NO_EXPERT_LAYERS)
         self.n_experts = int(n_experts) if mmoe else 1
         concrete = isinstance(dropout, str) and dropout == "concrete"
         if concrete:

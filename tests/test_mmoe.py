@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor, load, save
 from sklearn_mtl._module import GroupedLinear, MultiTaskModule
@@ -53,7 +54,9 @@ def test_mmoe_beats_hard_sharing_on_unrelated_tasks(seed):
     # of 16 x 16 then 16 x 1 (plus 16 x 8 gate weights).
     X, y = unrelated_tasks(2000, seed)
     train, test = slice(1000), slice(1000, None)
-    params = dict(activation="tanh", learning_rate_init=1e-2, max_iter=60, random_state=seed)
+    params = dict(
+        activation="tanh", learning_rate_init=1e-2, max_iter=60, random_state=seed
+    )
     shared = MultiTaskNetRegressor((64, 1), **params).fit(X[train], y[train])
     mmoe = MultiTaskNetRegressor((16, 1), architecture="mmoe", n_experts=4, **params)
     mmoe.fit(X[train], y[train])
@@ -305,3 +308,27 @@ def test_bad_parameters_named(two_task_data, params, error, match):
     with pytest.raises(error, match=match):
         clf.fit(X, colour)
     assert not hasattr(clf, "net_")
+
+
+# The expected failures of tests/test_common.py, for the same reasons.
+_MINI_BATCH = "mini-batch training: a weight of k is not k repeated rows"
+_EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": _MINI_BATCH,
+    "check_sample_weight_equivalence_on_sparse_data": _MINI_BATCH,
+    "check_methods_subset_invariance": "float32: outputs may differ by one ulp",
+}
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
+        Estimator(
+            (32,), architecture="mmoe", n_experts=3, learning_rate_init=1e-2,
+            max_iter=60, random_state=0,
+        )
+        for Estimator in (MultiTaskNetClassifier, MultiTaskNetRegressor)
+    ],
+    expected_failed_checks=lambda estimator: _EXPECTED_FAILURES,
+)
+def test_sklearn_compatible_with_mmoe(estimator, check):
+    check(estimator)
