@@ -24,7 +24,7 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
 from ._balancing import BALANCING, NEEDS_TRUNK
-from ._module import ACTIVATIONS, MultiTaskModule
+from ._module import ACTIVATIONS, NO_EXPERT_LAYERS, MultiTaskModule
 from ._net import (
     BatchIterator,
     GroupLassoProximal,
@@ -116,6 +116,8 @@ class BaseMultiTaskNet(BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"shared", "mmoe"})],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [
             Interval(Real, 0, 1, closed="left"),
@@ -152,6 +154,8 @@ class BaseMultiTaskNet(BaseEstimator):
         hidden_layer_sizes=(100,),
         *,
         head_layer_sizes=(),
+        architecture="shared",
+        n_experts=4,
         activation="relu",
         dropout=0.0,
         batch_norm=False,
@@ -180,6 +184,8 @@ class BaseMultiTaskNet(BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.head_layer_sizes = head_layer_sizes
+        self.architecture = architecture
+        self.n_experts = n_experts
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -474,6 +480,8 @@ class BaseMultiTaskNet(BaseEstimator):
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
         sizes, dropout = self._trunk_dropout()
+        if self.architecture == "mmoe" and not sizes:
+            raise ValueError(NO_EXPERT_LAYERS)
         head_sizes = self._head_sizes()
         if self.task_balancing in NEEDS_TRUNK and not sizes:
             raise ValueError(
@@ -599,6 +607,8 @@ class BaseMultiTaskNet(BaseEstimator):
             module__output_sizes=[spec.n_outputs for spec in self.tasks_],
             module__hidden_layer_sizes=sizes,
             module__head_layer_sizes=head_sizes,
+            module__architecture=self.architecture,
+            module__n_experts=self.n_experts,
             module__activation=self.activation,
             module__dropout=dropout,
             module__batch_norm=self.batch_norm,

@@ -15,6 +15,21 @@ TEMPLATE = """{summary}
     head_layer_sizes : array-like of int, default=()
         Widths of the hidden layers of each task's head (same blocks as the
         trunk, with the dropout rate of the last trunk layer).
+    architecture : {{"shared", "mmoe"}}, default="shared"
+        How the tasks share the network. ``"shared"``: one trunk feeds every
+        head (hard parameter sharing). ``"mmoe"``: a multi-gate mixture of
+        experts [8]_, ``n_experts`` trunks (experts) of ``hidden_layer_sizes``
+        each and, per task, a softmax gate on the input that weighs the
+        experts; each task's head reads its gated sum of the experts' outputs,
+        so unrelated tasks can use different experts. ``activation``,
+        ``batch_norm`` and ``dropout`` apply to every expert as to the shared
+        trunk (one rate per layer, the same in every expert). The gates'
+        weights count in the ``alpha`` penalty and in the group-lasso groups
+        and ``feature_importances_`` (a removed feature is read by neither
+        experts nor gates). Needs at least one hidden layer.
+    n_experts : int, default=4
+        Number of experts with ``architecture="mmoe"``; ignored with
+        ``"shared"``.
     activation : {{"relu", "tanh", "logistic", "identity", "gelu"}}, default="relu"
         Activation of every hidden layer.
     dropout : float, array-like of float or "concrete", default=0.0
@@ -64,7 +79,8 @@ default="fixed"
         gradient surgery [7]_, on the trunk each task's gradient loses its
         component along any other task's gradient it conflicts with
         (negative dot product). ``"gradnorm"`` and ``"pcgrad"`` need a trunk
-        and take one extra backward pass per task and batch. The final
+        and take one extra backward pass per task and batch; with ``"mmoe"``
+        their shared part is the experts. The final
         weights are ``task_weights_``; with ``verbose`` or in ``net_.history``
         each epoch's are ``task_weight{{t}}``.
     aux_task_types : list or dict, default=None
@@ -212,6 +228,9 @@ default="fixed"
        Networks", ICML 2018.
     .. [7] T. Yu, S. Kumar, A. Gupta, S. Levine, K. Hausman and C. Finn,
        "Gradient Surgery for Multi-Task Learning", NeurIPS 2020.
+    .. [8] J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong and E. H. Chi, "Modeling
+       Task Relationships in Multi-task Learning with Multi-gate
+       Mixture-of-Experts", KDD 2018.
 
     Examples
     --------

@@ -104,6 +104,8 @@ class MultiTaskNet(BaseMultiTaskNet):
         hidden_layer_sizes=(100,),
         *,
         head_layer_sizes=(),
+        architecture="shared",
+        n_experts=4,
         activation="relu",
         dropout=0.0,
         batch_norm=False,
@@ -134,6 +136,8 @@ class MultiTaskNet(BaseMultiTaskNet):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             head_layer_sizes=head_layer_sizes,
+            architecture=architecture,
+            n_experts=n_experts,
             activation=activation,
             dropout=dropout,
             batch_norm=batch_norm,

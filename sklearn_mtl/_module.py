@@ -1,4 +1,7 @@
-"""The torch network: a shared trunk and one output head per task."""
+"""The torch network: a trunk (shared, or a mixture of experts) and one
+output head per task."""
+
+import math
 
 import math
 
@@ -13,6 +16,11 @@ ACTIVATIONS = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
 }
+
+NO_EXPERT_LAYERS = (
+    "architecture='mmoe' needs at least one hidden layer per expert; got "
+    "hidden_layer_sizes=(). Give hidden_layer_sizes, or use architecture='shared'."
+)
 
 
 class Dropout(nn.Dropout):
@@ -129,23 +137,75 @@ class ConcreteDropout(nn.Module):
         )
 
 
+class GroupedLinear(nn.Module):
+    """``groups`` independent ``Linear`` layers applied in one batched product.
+
+    The input is ``(n, groups * in_features)``, group ``g`` in columns
+    ``g * in_features`` to ``(g + 1) * in_features``; the output is laid out
+    the same way with ``out_features`` per group. The weight is ``(groups,
+    in_features, out_features)`` (group ``g`` computes ``X_g @ weight[g] +
+    bias[g]``), initialised as ``nn.Linear`` initialises each layer.
+    """
+
+    def __init__(self, groups, in_features, out_features):
+        super().__init__()
+        self.groups = groups
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(groups, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(groups, out_features))
+        bound = 1 / math.sqrt(in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, X):
+        n = X.shape[0]
+        grouped = X.reshape(n, self.groups, self.in_features).transpose(0, 1)
+        out = torch.baddbmm(self.bias.unsqueeze(1), grouped, self.weight)
+        return out.transpose(0, 1).reshape(n, self.groups * self.out_features)
+
+    def extra_repr(self):
+        return (
+            f"groups={self.groups}, in_features={self.in_features}, "
+            f"out_features={self.out_features}"
+        )
+
+
 def _is_dropout(layer):
     return isinstance(layer, (Dropout, ConcreteDropout))
 
 
-def _blocks(n_in, widths, activation, dropouts, batch_norm):
+def _is_linear(layer):
+    return isinstance(layer, (nn.Linear, GroupedLinear))
+
+
+def _run(layer, X, stochastic):
+    """``layer(X)``, or a dropout layer's stochastic pass when ``stochastic``."""
+    return layer.sample(X) if stochastic and _is_dropout(layer) else layer(X)
+
+
+def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1):
     """``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` for each width.
 
-    A rate of ``"concrete"`` gives a :class:`ConcreteDropout` layer.
+    With ``groups > 1`` the stack is ``groups`` independent stacks side by
+    side (the experts of a mixture): the first ``Linear`` maps the shared
+    input to ``groups * width`` columns, later ones are :class:`GroupedLinear`,
+    and batch norm and dropout act on all ``groups * width`` columns (one
+    dropout rate per layer for every group). A rate of ``"concrete"`` gives a
+    :class:`ConcreteDropout` layer. Returns the stack and the width of one
+    group's output.
     """
     layers = []
-    for width, rate in zip(widths, dropouts):
-        layers.append(nn.Linear(n_in, width))
+    for i, (width, rate) in enumerate(zip(widths, dropouts)):
+        if i == 0 or groups == 1:
+            layers.append(nn.Linear(n_in, groups * width))
+        else:
+            layers.append(GroupedLinear(groups, n_in, width))
         if batch_norm:
-            layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.BatchNorm1d(groups * width))
         layers.append(ACTIVATIONS[activation]())
         if isinstance(rate, str):  # "concrete"
-            layers.append(ConcreteDropout(width))
+            layers.append(ConcreteDropout(groups * width))
         elif rate > 0:
             layers.append(Dropout(rate))
         n_in = width
@@ -153,12 +213,21 @@ def _blocks(n_in, widths, activation, dropouts, batch_norm):
 
 
 class MultiTaskModule(nn.Module):
-    """Hard parameter sharing: ``trunk`` feeds every task's head.
+    """A trunk that feeds every task's head: shared, or a mixture of experts.
 
-    The forward pass returns one ``(n_samples, sum(output_sizes))`` tensor: the
-    columns of task ``t`` are ``output_slices[t]``. Without head hidden layers
-    all heads are one fused ``Linear`` (a single matrix product for every
-    task); with them each task has its own stack of blocks.
+    With ``architecture="shared"`` (hard parameter sharing) every head reads
+    the output of one ``trunk``. With ``architecture="mmoe"`` (multi-gate
+    mixture of experts, Ma et al., KDD 2018) the trunk is ``n_experts``
+    stacks of the same blocks, computed side by side (see :func:`_blocks`),
+    and each task ``t`` has a softmax gate on the input, ``g_t(x) =
+    softmax(W_t x + b_t)`` over the experts; task ``t``'s head reads
+    ``sum_e g_t,e(x) * expert_e(x)``. The gates of all tasks are one
+    ``Linear`` (``gates``); :meth:`gate_weights` returns their values.
+
+    The forward pass returns one ``(n_samples, sum(output_sizes))`` tensor:
+    the columns of task ``t`` follow those of the tasks before it. Without
+    head hidden layers all heads are one fused ``Linear`` (a single matrix
+    product for every task); with them each task has its own stack of blocks.
 
     Parameters
     ----------
@@ -167,7 +236,7 @@ class MultiTaskModule(nn.Module):
     output_sizes : sequence of int
         Outputs of each task's head (number of classes, or 1 for regression).
     hidden_layer_sizes : sequence of int
-        Widths of the shared trunk's blocks.
+        Widths of the trunk's blocks (of each expert's, for ``"mmoe"``).
     head_layer_sizes : sequence of int
         Widths of the hidden blocks of every head.
     activation : str
@@ -175,9 +244,14 @@ class MultiTaskModule(nn.Module):
     dropout : sequence of float or "concrete"
         One dropout rate per trunk block; head blocks use the last trunk rate.
         ``"concrete"`` gives every trunk block a :class:`ConcreteDropout`
-        layer with a rate of its own, and head blocks no dropout.
+        layer with a rate of its own, and head blocks no dropout. With
+        ``"mmoe"`` each rate applies to that layer of every expert.
     batch_norm : bool
         Whether every block has a ``BatchNorm1d`` after its ``Linear``.
+    architecture : {"shared", "mmoe"}
+        Hard parameter sharing, or a multi-gate mixture of experts.
+    n_experts : int
+        Number of experts with ``"mmoe"``; ignored with ``"shared"``.
     """
 
     def __init__(
@@ -189,15 +263,36 @@ class MultiTaskModule(nn.Module):
         activation="relu",
         dropout=(0.0,),
         batch_norm=False,
+        architecture="shared",
+        n_experts=4,
     ):
         super().__init__()
+        mmoe = architecture == "mmoe"
+        if mmoe and not len(hidden_layer_sizes):
+            raise ValueError(NO_EXPERT_LAYERS)
+        self.n_experts = int(n_experts) if mmoe else 1
         concrete = isinstance(dropout, str) and dropout == "concrete"
         if concrete:
             dropout = ["concrete"] * len(hidden_layer_sizes)
         self.trunk, width = _blocks(
-            n_features, hidden_layer_sizes, activation, dropout, batch_norm
+            n_features,
+            hidden_layer_sizes,
+            activation,
+            dropout,
+            batch_norm,
+            groups=self.n_experts,
         )
         self.output_sizes = tuple(int(k) for k in output_sizes)
+        n_tasks = len(self.output_sizes)
+        self.gates = nn.Linear(n_features, n_tasks * self.n_experts) if mmoe else None
+        # The task each output column belongs to (for the fused heads of MMoE).
+        self.register_buffer(
+            "column_task",
+            torch.repeat_interleave(
+                torch.arange(n_tasks), torch.tensor(self.output_sizes, dtype=torch.long)
+            ),
+            persistent=False,
+        )
         head_dropout = dropout[-1] if len(dropout) and not concrete else 0.0
         if head_layer_sizes:
             self.heads = nn.ModuleList()
@@ -212,9 +307,10 @@ class MultiTaskModule(nn.Module):
                 self.heads.append(nn.Sequential(*hidden, nn.Linear(head_width, size)))
         else:
             self.heads = nn.ModuleList([nn.Linear(width, sum(self.output_sizes))])
+        self.fused_heads = not head_layer_sizes
 
         # Each concrete layer with the Linear layers that read its output.
-        linears = [m for m in self.trunk if isinstance(m, nn.Linear)]
+        linears = [m for m in self.trunk if _is_linear(m)]
         firsts = [
             next(m for m in head.modules() if isinstance(m, nn.Linear))
             for head in self.heads
@@ -225,17 +321,63 @@ class MultiTaskModule(nn.Module):
                 m for m in self.trunk if isinstance(m, ConcreteDropout)
             )
         ]
-        self.input_layers = linears[:1] or firsts
+        # Every layer that reads the input: one group-lasso group per feature
+        # spans them all, so a removed feature is read by nothing.
+        self.input_layers = (linears[:1] or firsts) + ([self.gates] if mmoe else [])
 
     def forward(self, X):
-        shared = self.trunk(X)
-        if len(self.heads) == 1:
-            return self.heads[0](shared)
-        return torch.cat([head(shared) for head in self.heads], dim=1)
+        return self._head_outputs(self.trunk(X), self._gates_or_none(X))
+
+    def _gates_or_none(self, X):
+        return None if self.gates is None else self.gate_weights(X)
+
+    def gate_weights(self, X):
+        """Each task's softmax weights over the experts, ``(n, n_tasks, n_experts)``.
+
+        Only for ``architecture="mmoe"``. ``gate_weights(X).mean(dim=0)`` is
+        the mean gate of each task: how much each expert serves it.
+        """
+        if self.gates is None:
+            raise ValueError(
+                "gate_weights is for architecture='mmoe'; this module has a shared "
+                "trunk and no gates."
+            )
+        logits = self.gates(X).view(X.shape[0], len(self.output_sizes), self.n_experts)
+        return logits.softmax(dim=2)
+
+    def _head_outputs(self, hidden, gates, stochastic=False):
+        """The heads' outputs from the trunk's output ``hidden``.
+
+        For MMoE ``hidden`` holds the experts side by side and ``gates`` the
+        gate weights; ``stochastic`` draws the masks of the heads' dropout
+        layers (Monte-Carlo passes).
+        """
+        if gates is not None:
+            experts = hidden.view(hidden.shape[0], self.n_experts, -1)
+            if self.fused_heads:
+                # The fused head is affine and each task's gates sum to 1, so
+                # the head on a task's mixture equals the mixture of the
+                # head's outputs on each expert: one matrix product, and no
+                # (n, tasks, width) mixture to build.
+                per_expert = self.heads[0](experts)  # (n, experts, outputs)
+                column_gates = gates[:, self.column_task].transpose(1, 2)
+                return (per_expert * column_gates).sum(dim=1)
+            # (n, tasks, experts) @ (n, experts, width): each task's mixture.
+            hidden = torch.bmm(gates, experts)
+        elif self.fused_heads:
+            return self.heads[0](hidden)
+        outputs = []
+        for t, head in enumerate(self.heads):
+            out = hidden if gates is None else hidden[:, t]
+            for layer in head:
+                out = _run(layer, out, stochastic)
+            outputs.append(out)
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 
     def weight_matrices(self):
-        """The ``Linear`` weights, which the L1/L2 penalty applies to."""
-        return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
+        """The weights of the ``Linear`` layers (experts' and gates' included),
+        which the L1/L2 penalty applies to."""
+        return [m.weight for m in self.modules() if _is_linear(m)]
 
     def shared_parameters(self):
         """The trunk's parameters, which every task's loss reaches."""
@@ -243,13 +385,13 @@ class MultiTaskModule(nn.Module):
 
     def last_shared_weight(self):
         """The weight of the trunk's last layer (GradNorm's shared layer)."""
-        return [p for p in self.trunk.parameters() if p.ndim >= 2][-1]
+        return [m.weight for m in self.trunk if _is_linear(m)][-1]
 
     def dropout_rates(self):
         """The rate of each trunk block (learned ones for concrete dropout)."""
         rates = []
         for layer in self.trunk:
-            if isinstance(layer, nn.Linear):
+            if _is_linear(layer):
                 rates.append(0.0)
             elif isinstance(layer, Dropout):
                 rates[-1] = float(layer.p)
@@ -271,7 +413,8 @@ class MultiTaskModule(nn.Module):
         )
 
     def input_norms(self):
-        """Euclidean norm of each input feature's weights in the first layer(s)."""
+        """Euclidean norm of each input feature's weights in the layers that
+        read the input (the first trunk layer, and the gates of MMoE)."""
         squares = sum(m.weight.detach().square().sum(dim=0) for m in self.input_layers)
         return squares.sqrt()
 
@@ -281,17 +424,18 @@ class MultiTaskModule(nn.Module):
         Monte-Carlo dropout (Gal & Ghahramani, ICML 2016): every dropout layer
         draws a mask, every other layer (batch norm included) runs as it is,
         so call it in evaluation mode. The trunk before the first dropout
-        layer runs once; then ``X`` is repeated ``n_samples`` times (one
-        independent mask per copy) through the rest, in chunks of at most
-        ``max_rows`` rows. ``transform`` (e.g. a softmax) maps each pass's
-        outputs before the mean and standard deviation (``ddof=0``) over the
-        passes are taken.
+        layer (and the gates of MMoE, which have no dropout) runs once; then
+        ``X`` is repeated ``n_samples`` times (one independent mask per copy)
+        through the rest, in chunks of at most ``max_rows`` rows.
+        ``transform`` (e.g. a softmax) maps each pass's outputs before the
+        mean and standard deviation (``ddof=0``) over the passes are taken.
         """
         trunk = list(self.trunk)
         first = next((i for i, m in enumerate(trunk) if _is_dropout(m)), len(trunk))
         shared = X
         for layer in trunk[:first]:
             shared = layer(shared)
+        gates = self._gates_or_none(X)
         chunk = max(1, max_rows // n_samples)
         means, stds = [], []
         for start in range(0, shared.shape[0], chunk):
@@ -301,7 +445,13 @@ class MultiTaskModule(nn.Module):
                 hidden = trunk[first].sample(part, n_samples)
             else:
                 hidden = part.repeat(n_samples, 1)
-            out = self._stochastic(hidden, trunk[first + 1 :])
+            for layer in trunk[first + 1 :]:
+                hidden = _run(layer, hidden, stochastic=True)
+            if gates is not None:
+                part_gates = gates[start : start + chunk].repeat(n_samples, 1, 1)
+            else:
+                part_gates = None
+            out = self._head_outputs(hidden, part_gates, stochastic=True)
             if transform is not None:
                 out = transform(out)
             out = out.view(n_samples, rows, -1)
@@ -309,16 +459,3 @@ class MultiTaskModule(nn.Module):
             means.append(mean)
             stds.append(std)
         return torch.cat(means), torch.cat(stds)
-
-    def _stochastic(self, hidden, layers):
-        for layer in layers:
-            hidden = layer.sample(hidden) if _is_dropout(layer) else layer(hidden)
-        if len(self.heads) == 1:
-            return self.heads[0](hidden)
-        outputs = []
-        for head in self.heads:
-            out = hidden
-            for layer in head:
-                out = layer.sample(out) if _is_dropout(layer) else layer(out)
-            outputs.append(out)
-        return torch.cat(outputs, dim=1)

@@ -195,3 +195,16 @@ def test_grid_search_chooses_the_method(signal_and_noise):
     ).fit(X, y)
     assert list(search.cv_results_["param_task_balancing"]) == list(BALANCING)
     assert search.best_params_["task_balancing"] in BALANCING
+
+
+@pytest.mark.parametrize("balancing", BALANCING)
+def test_every_method_with_a_mixture_of_experts(balancing, signal_and_noise):
+    # The experts are the shared part: GradNorm reads their last layer and
+    # PCGrad projects their gradients; the gates stay per task.
+    X, y = signal_and_noise
+    reg = MultiTaskNetRegressor(
+        (16, 8), architecture="mmoe", n_experts=3, task_balancing=balancing,
+        **{k: v for k, v in FAST.items() if k != "hidden_layer_sizes"},
+    ).fit(X, y)
+    assert reg.net_.module_.last_shared_weight().shape == (3, 16, 8)
+    assert np.all(reg.task_weights_ > 0) and reg.score(X, y) > 0.4
