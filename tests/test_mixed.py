@@ -33,10 +33,11 @@ def _pipeline(**params):
     return make_pipeline(encode, MultiTaskNet(**params))
 
 
-def test_penguins_species_sex_and_body_mass(penguins):
+@pytest.mark.parametrize("architecture", ["shared", "mmoe"])
+def test_penguins_species_sex_and_body_mass(penguins, architecture):
     X_train, X_test, y_train, y_test = penguins
     assert y_train["sex"].isna().any()  # missing labels stay missing
-    model = _pipeline(random_state=0).fit(X_train, y_train)
+    model = _pipeline(random_state=0, architecture=architecture).fit(X_train, y_train)
     net = model[-1]
     # body_mass_g holds whole grams: type_of_target says "multiclass", but
     # with more than 10 distinct values it is a regression task.
