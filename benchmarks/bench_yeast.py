@@ -21,7 +21,7 @@ Hyperparameters (C, alpha, width, dropout, epochs) are chosen by 5-fold
 cross-validation on the training split only: seed 0 runs each model's grid
 and keeps the configuration of lowest cross-validated Hamming loss (labels
 predicted at probability 0.5), the other seeds run that configuration with
-their own weights, folds and chain order. Each model is scored twice on the
+their own weights and chain order. Each model is scored twice on the
 test split: with ``predict`` (threshold 0.5) and with one threshold for all
 labels chosen on the out-of-fold probabilities of seed 0 to maximise
 micro-F1. Reported: Hamming loss, micro-F1 and macro-F1 (mean ± standard
