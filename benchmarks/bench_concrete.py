@@ -19,13 +19,10 @@ chosen or learned, as mean ± standard deviation over the seeds.
 """
 
 import argparse
-import json
-import platform
 import sys
 import time
 import warnings
 
-import numpy as np
 import torch
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -34,6 +31,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
+
+from _common import summarise, write_json  # benchmarks/_common.py
 
 DATASETS = {
     "digits": (load_digits, MultiTaskNetClassifier),
@@ -77,11 +76,6 @@ def run_one(name, seed, args):
         rates=list(search.best_estimator_[-1].dropout_),
     )
     return rows
-
-
-def summarise(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std())
 
 
 def main():
@@ -130,19 +124,12 @@ def main():
                 f"{fit_s[0]:>9.2f} ± {fit_s[1]:<5.2f}  {rates}"
             )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                dict(
-                    args=vars(args),
-                    machine=platform.platform(),
-                    processor=platform.processor(),
-                    torch=torch.__version__,
-                    summary=summary,
-                    runs=raw,
-                ),
-                f,
-                indent=2,
-            )
+        write_json(
+            args.json,
+            args,
+            summary=summary,
+            runs=raw,
+        )
 
 
 if __name__ == "__main__":

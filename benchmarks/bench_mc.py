@@ -22,7 +22,6 @@ layer has to run ``T`` times in either case.
 """
 
 import argparse
-import json
 import platform
 import time
 import warnings
@@ -32,6 +31,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mtl import MultiTaskNetClassifier
+
+from _common import write_json  # benchmarks/_common.py
 
 
 def median_time(fn, repeats):
@@ -119,18 +120,11 @@ def main():
                     flush=True,
                 )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                dict(
-                    args=vars(args),
-                    machine=platform.platform(),
-                    processor=platform.processor(),
-                    torch=torch.__version__,
-                    rows=rows,
-                ),
-                f,
-                indent=2,
-            )
+        write_json(
+            args.json,
+            args,
+            rows=rows,
+        )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,11 @@ Needs ``pip install -e ".[benchmarks]"`` (river; see README).
 import argparse
 import functools
 import itertools
-import json
-import os
-import platform
 import sys
 import time
 import warnings
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -56,8 +52,9 @@ from sklearn.multioutput import ClassifierChain, MultiOutputClassifier
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-import sklearn_mtl
 from sklearn_mtl import MultiTaskNetClassifier
+
+from _common import summarise, write_json  # benchmarks/_common.py
 
 N_TEST = 917  # rows 0-916 are Mulan's yeast-test
 
@@ -195,11 +192,6 @@ def _short(params):
     return ", ".join(f"{names.get(k, k)} {v}" for k, v in params.items())
 
 
-def summarise(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -265,24 +257,14 @@ def main():
               f"{p['micro_f1']:.3f}, macro-F1 {p['macro_f1']:.3f}")
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                dict(
-                    args=vars(args),
-                    machine=platform.platform(),
-                    processor=platform.processor(),
-                    cpu_count=os.cpu_count(),
-                    torch=torch.__version__,
-                    sklearn=sklearn.__version__,
-                    sklearn_mtl=sklearn_mtl.__version__,
-                    wall_s=wall,
-                    published=PUBLISHED,
-                    summary=summary,
-                    raw=raw,
-                ),
-                f,
-                indent=2,
-            )
+        write_json(
+            args.json,
+            args,
+            wall_s=wall,
+            published=PUBLISHED,
+            summary=summary,
+            raw=raw,
+        )
 
 
 if __name__ == "__main__":

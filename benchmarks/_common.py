@@ -1,0 +1,33 @@
+"""What the benchmark scripts share: summaries and the JSON they write."""
+
+import json
+import os
+import platform
+
+import numpy as np
+import sklearn
+import torch
+
+import sklearn_mtl
+
+
+def summarise(values):
+    """Mean and standard deviation (``ddof=0``) of a sequence of figures."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std())
+
+
+def write_json(path, args, **figures):
+    """Write ``figures`` to ``path`` with the arguments and the machine."""
+    record = dict(
+        args=vars(args),
+        machine=platform.platform(),
+        processor=platform.processor(),
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+        sklearn=sklearn.__version__,
+        sklearn_mtl=sklearn_mtl.__version__,
+        **figures,
+    )
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
