@@ -30,3 +30,16 @@ def test_module_output_columns_follow_tasks():
     with_heads = MultiTaskModule(5, [2, 1, 3], hidden_layer_sizes=(8,), head_layer_sizes=(4,))
     assert with_heads(torch.randn(4, 5)).shape == (4, 6)
     assert len(module.weight_matrices()) == 2 and len(with_heads.weight_matrices()) == 7
+
+
+def test_monte_carlo_passes_sample_the_head_dropout_of_a_single_task():
+    module = MultiTaskModule(
+        5, [1], hidden_layer_sizes=(8,), head_layer_sizes=(4,), activation="tanh",
+        dropout=(0.5,),
+    )
+    module.eval()
+    module.trunk[-1].p = 0.0  # only the head's dropout layer is left
+    torch.manual_seed(0)
+    mean, std = module.sample(torch.randn(10, 5), 20)
+    assert mean.shape == std.shape == (10, 1)
+    assert (std > 0).all()
