@@ -124,7 +124,9 @@ class MultiTaskLoss(nn.Module):
         elif balancing == "gradnorm":
             self.loss_weights = nn.Parameter(ones)
         else:
-            self.register_buffer("loss_weights", ones)
+            # Set each epoch by "dwa", ones otherwise: not part of a saved
+            # model (DWA recomputes them from the history when training goes on).
+            self.register_buffer("loss_weights", ones, persistent=False)
 
     def balance(self):
         """The ``(n_tasks,)`` weights of the tasks' losses, now."""

@@ -139,3 +139,22 @@ def test_loading_runs_in_a_fresh_process(tmp_path, two_task_data):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == list(est.predict(X))
+
+
+def test_saved_criterion_holds_only_what_training_learned(tmp_path):
+    # A fixed-weight model saves the same criterion state as before task
+    # balancing existed (its task weights only); learned weights are saved.
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(60, 3)), rng.normal(size=(60, 2))
+    for balancing, keys in [("fixed", {"task_weights"}), ("dwa", {"task_weights"}),
+                            ("uncertainty", {"task_weights", "log_variances"})]:
+        reg = MultiTaskNetRegressor((8,), max_iter=3, task_balancing=balancing).fit(X, y)
+        assert set(reg.net_.criterion_.state_dict()) == keys
+        save(reg, tmp_path / "reg.pt")
+        loaded = load(tmp_path / "reg.pt")
+        np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+        np.testing.assert_array_equal(loaded.task_weights_, reg.task_weights_)
+        if balancing != "dwa":  # DWA's weights come back from the history
+            np.testing.assert_allclose(
+                loaded.net_.criterion_.balance().numpy(), reg.task_weights_, rtol=1e-6
+            )
