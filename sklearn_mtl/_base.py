@@ -338,8 +338,8 @@ class BaseMultiTaskNet(BaseEstimator):
         """Kind of each column of ``source``: from ``overrides``, its dtype or None.
 
         ``overrides`` is the value of the hyperparameter ``param``: None, a
-        list with one kind per column, or a dict from column names (or
-        positions) to kinds.
+        list with one kind per column (by position, whatever the column
+        names), or a dict from column names (or positions) to kinds.
         """
         kinds = list(declared)
         if overrides is None:
@@ -350,17 +350,20 @@ class BaseMultiTaskNet(BaseEstimator):
                     f"{param} must have one entry per column of {source}; "
                     f"got {len(overrides)} entries for {len(names)} columns."
                 )
-            overrides = dict(enumerate(overrides))
-        for key, kind in overrides.items():
-            if key in names:
-                position = names.index(key)
-            elif isinstance(key, Integral) and 0 <= key < len(names):
-                position = int(key)
-            else:
-                raise ValueError(
-                    f"{param} has the key {key!r}, which is neither a column "
-                    f"name nor a position of {source} (columns: {names})."
-                )
+            positions = dict(enumerate(overrides))
+        else:
+            positions = {}
+            for key, kind in overrides.items():
+                if key in names:
+                    positions[names.index(key)] = kind
+                elif isinstance(key, Integral) and 0 <= key < len(names):
+                    positions[int(key)] = kind
+                else:
+                    raise ValueError(
+                        f"{param} has the key {key!r}, which is neither a column "
+                        f"name nor a position of {source} (columns: {names})."
+                    )
+        for position, kind in positions.items():
             if kind not in (CLASSIFICATION, REGRESSION, None):
                 raise ValueError(
                     f"{param} must give 'classification', 'regression' or None "
@@ -521,6 +524,8 @@ class BaseMultiTaskNet(BaseEstimator):
                                             task_weights, device)
                 self.net_.initialize()
             net = self.net_
+            if continuing:
+                self._update_net(net, task_weights)
             net.verbose = self.verbose
             net.batch_size = 200 if self.batch_size == "auto" else self.batch_size
             net.train_split = predefined_split(valid) if early_stopping else None
@@ -552,6 +557,27 @@ class BaseMultiTaskNet(BaseEstimator):
                 ConvergenceWarning,
             )
         return self
+
+    def _update_net(self, net, task_weights):
+        """Carry the current hyperparameters into a network trained on.
+
+        The penalty, the learning rate and the task weights follow the
+        current values (as ``MLPClassifier`` does on a warm start); the
+        balancing method is part of what was trained and cannot change.
+        """
+        if net.criterion_.balancing != self.task_balancing:
+            raise ValueError(
+                f"task_balancing is {self.task_balancing!r} but the network being "
+                f"trained on was fitted with {net.criterion_.balancing!r}; "
+                f"warm_start and partial_fit keep the balancing of the first fit. "
+                f"Set warm_start=False (or call fit) to start afresh."
+            )
+        net.alpha, net.l1_ratio = self.alpha, self.l1_ratio
+        net.criterion_.task_weights.copy_(torch.as_tensor(task_weights))
+        ratio = self.learning_rate_init / net.lr
+        for group in net.optimizer_.param_groups:  # learned groups keep their factor
+            group["lr"] *= ratio
+        net.lr = self.learning_rate_init
 
     def _datasets(self, X, targets, weights, device, early_stopping):
         if early_stopping:

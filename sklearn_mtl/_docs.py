@@ -65,7 +65,9 @@ TEMPLATE = """{summary}
     task_weights : array-like of shape (n_tasks,), default=None
         Weight of each task's loss, for the tasks of ``y`` then those of
         ``aux_targets``; ``None`` weighs all tasks 1. They multiply the
-        weights of every ``task_balancing`` method.
+        weights of every ``task_balancing`` method (``"gradnorm"`` then
+        learns to even out the weighted gradients, so it largely undoes
+        them).
     task_balancing : {{"fixed", "uncertainty", "dwa", "gradnorm", "pcgrad"}}, \
 default="fixed"
         How the tasks' losses are combined. ``"fixed"``: the sum weighted by
@@ -152,7 +154,9 @@ default="fixed"
         Weight of each task's loss (tasks of ``y``, then auxiliary tasks) at
         the end of training: ``task_weights`` times what ``task_balancing``
         learned or set (``exp(-s_t)`` for the log-variances ``s_t`` of
-        ``"uncertainty"``).
+        ``"uncertainty"``). With early stopping, those of the last epoch
+        trained (the network's weights are restored from the best epoch,
+        the learned task weights are not).
     feature_importances_ : ndarray of shape (n_features_in_,)
         Euclidean norm of each input feature's weights in the first layer
         (the group-lasso groups); exactly zero for features removed by

@@ -3,8 +3,6 @@ output head per task."""
 
 import math
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -196,7 +194,7 @@ def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1):
     group's output.
     """
     layers = []
-    for i, (width, rate) in enumerate(zip(widths, dropouts)):
+    for i, (width, rate) in enumerate(zip(widths, dropouts, strict=True)):
         if i == 0 or groups == 1:
             layers.append(nn.Linear(n_in, groups * width))
         else:
@@ -241,8 +239,9 @@ class MultiTaskModule(nn.Module):
         Widths of the hidden blocks of every head.
     activation : str
         A key of ``ACTIVATIONS``.
-    dropout : sequence of float or "concrete"
-        One dropout rate per trunk block; head blocks use the last trunk rate.
+    dropout : float, sequence of float or "concrete"
+        One dropout rate for every trunk block, or one per block (a sequence
+        of another length is an error); head blocks use the last trunk rate.
         ``"concrete"`` gives every trunk block a :class:`ConcreteDropout`
         layer with a rate of its own, and head blocks no dropout. With
         ``"mmoe"`` each rate applies to that layer of every expert.
@@ -261,7 +260,7 @@ class MultiTaskModule(nn.Module):
         hidden_layer_sizes=(100,),
         head_layer_sizes=(),
         activation="relu",
-        dropout=(0.0,),
+        dropout=0.0,
         batch_norm=False,
         architecture="shared",
         n_experts=4,
@@ -272,8 +271,8 @@ class MultiTaskModule(nn.Module):
             raise ValueError(NO_EXPERT_LAYERS)
         self.n_experts = int(n_experts) if mmoe else 1
         concrete = isinstance(dropout, str) and dropout == "concrete"
-        if concrete:
-            dropout = ["concrete"] * len(hidden_layer_sizes)
+        if concrete or isinstance(dropout, (int, float)):
+            dropout = [dropout] * len(hidden_layer_sizes)
         self.trunk, width = _blocks(
             n_features,
             hidden_layer_sizes,

@@ -123,6 +123,9 @@ class MultiTaskLoss(nn.Module):
             self.log_variances = nn.Parameter(torch.zeros(len(self.kinds)))
         elif balancing == "gradnorm":
             self.loss_weights = nn.Parameter(ones)
+            # Each task's first loss (NaN until the task is first labelled),
+            # saved with the model so that training can go on after load.
+            self.register_buffer("initial_losses", torch.full_like(ones, float("nan")))
         else:
             # Set each epoch by "dwa", ones otherwise: not part of a saved
             # model (DWA recomputes them from the history when training goes on).
@@ -298,15 +301,13 @@ class MultiTaskNeuralNet(NeuralNet):
         losses = self._task_losses()
         active = (criterion.last_sums_[1] > 0) & (criterion.task_weights > 0)
         # Each task's first loss, taken the first time it is labelled.
-        unset = torch.isnan(self.gradnorm_initial_) & active
-        self.gradnorm_initial_ = torch.where(
-            unset, losses.detach(), self.gradnorm_initial_
-        )
+        initial = criterion.initial_losses
+        initial.copy_(torch.where(torch.isnan(initial) & active, losses.detach(), initial))
         return gradnorm_gradient(
             losses,
             criterion.loss_weights,
             self.module_.last_shared_weight(),
-            self.gradnorm_initial_,
+            initial,
             active,
         )
 
@@ -315,27 +316,6 @@ class MultiTaskNeuralNet(NeuralNet):
         with torch.no_grad():
             weights = self.criterion_.loss_weights.clamp_min_(1e-4)
             weights *= len(weights) / weights.sum()
-
-    def initialize_criterion(self, *args, **kwargs):
-        super().initialize_criterion(*args, **kwargs)
-        n_tasks = len(self.criterion_.kinds)
-        self.gradnorm_initial_ = torch.full((n_tasks,), float("nan"), device=self.device)
-        return self
-
-    def validation_step(self, batch, **fit_params):
-        Xi, yi = batch
-        with torch.no_grad():
-            y_pred = self.infer(Xi, **fit_params)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
-        return {"loss": loss, "y_pred": y_pred}
-
-    def forward_iter(self, X, training=False, device="cpu"):
-        # Checked and switched once, not once per batch as skorch does.
-        self.check_is_fitted()
-        self._set_training(training)
-        for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
-            with torch.inference_mode():
-                yield to_device(self.infer(Xi), device=device)
 
 
 def task_scores(outputs, targets, weights, kinds, slices):

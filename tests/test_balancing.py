@@ -208,3 +208,35 @@ def test_every_method_with_a_mixture_of_experts(balancing, signal_and_noise):
     ).fit(X, y)
     assert reg.net_.module_.last_shared_weight().shape == (3, 16, 8)
     assert np.all(reg.task_weights_ > 0) and reg.score(X, y) > 0.4
+
+
+def test_warm_start_follows_the_new_weights_penalty_and_rate(signal_and_noise):
+    X, y = signal_and_noise
+    reg = MultiTaskNetRegressor(**{**FAST, "max_iter": 3}, warm_start=True).fit(X, y)
+    reg.set_params(task_weights=[0.0, 5.0], alpha=0.5, learning_rate_init=0.02).fit(X, y)
+    net = reg.net_
+    assert net.alpha == 0.5 and net.lr == 0.02
+    assert [group["lr"] for group in net.optimizer_.param_groups] == [0.02]
+    np.testing.assert_array_equal(reg.task_weights_, [0.0, 5.0])
+    np.testing.assert_array_equal(net.criterion_.task_weights.numpy(), [0.0, 5.0])
+
+
+def test_warm_start_refuses_another_balancing_method(signal_and_noise):
+    X, y = signal_and_noise
+    reg = MultiTaskNetRegressor(**{**FAST, "max_iter": 3}, task_balancing="dwa")
+    reg.set_params(warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="task_balancing is 'fixed'.*fitted with 'dwa'"):
+        reg.set_params(task_balancing="fixed").fit(X, y)
+    with pytest.raises(ValueError, match="task_balancing"):
+        reg.partial_fit(X, y)
+
+
+def test_gradnorm_first_losses_are_saved_with_the_model(signal_and_noise, tmp_path):
+    from sklearn_mtl import load, save
+
+    X, y = signal_and_noise
+    reg = MultiTaskNetRegressor(**{**FAST, "max_iter": 3}, task_balancing="gradnorm").fit(X, y)
+    first = reg.net_.criterion_.initial_losses.clone()
+    assert torch.isfinite(first).all()
+    save(reg, tmp_path / "reg.pt")
+    torch.testing.assert_close(load(tmp_path / "reg.pt").net_.criterion_.initial_losses, first)

@@ -165,3 +165,14 @@ def test_partial_fit_keeps_the_first_tasks(penguins):
         net.partial_fit(X, y_train)
     assert net.n_iter_ == 3 and net.task_types_[2] == "regression"
     assert isinstance(pd.DataFrame(net.predict(X)).iloc[0, 0], str)
+
+
+def test_a_list_of_task_types_goes_by_position_whatever_the_column_names():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 3))
+    frame = pd.DataFrame(np.column_stack([rng.randint(0, 6, 80), rng.randint(0, 3, 80)]))
+    y = frame[[1, 0]]  # integer column names, not in positional order
+    net = MultiTaskNet(**{**FAST, "max_iter": 2}, task_types=["classification", "regression"])
+    assert net.fit(X, y).task_types_ == ["classification", "regression"]
+    by_name = MultiTaskNet(**{**FAST, "max_iter": 2}, task_types={0: "regression"}).fit(X, y)
+    assert by_name.task_types_ == ["classification", "regression"]
