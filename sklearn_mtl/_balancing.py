@@ -94,15 +94,7 @@ def gradnorm_gradient(losses, weights, shared_weight, initial, active):
     layer's weight, ``initial`` each task's first loss and ``active`` which
     tasks have a labelled entry in the batch (the others are left alone).
     """
-    norms = torch.stack(
-        [
-            g.norm() if g is not None else losses.new_zeros(())
-            for loss in losses
-            for g in torch.autograd.grad(
-                loss, [shared_weight], retain_graph=True, allow_unused=True
-            )
-        ]
-    )
+    norms = task_gradients(losses, [shared_weight]).norm(dim=1)
     n_active = active.sum().clamp_min(1)
     grad_norms = weights * norms
     mean_norm = torch.where(active, grad_norms, 0).sum() / n_active

@@ -20,7 +20,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
-from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
 from ._balancing import BALANCING, NEEDS_TRUNK
@@ -108,6 +107,13 @@ def _resolve_device(device):
             "use device='cpu' or device='auto'."
         )
     return device
+
+
+def _stack_columns(columns):
+    """``(n, n_tasks)`` array of per-task predictions; object dtype if they differ."""
+    if len({c.dtype for c in columns}) == 1:
+        return np.column_stack(columns)
+    return np.column_stack([c.astype(object) for c in columns])
 
 
 class BaseMultiTaskNet(BaseEstimator):
@@ -731,7 +737,8 @@ class BaseMultiTaskNet(BaseEstimator):
 
         The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks.
         With ``mc_samples > 0`` the means over that many stochastic passes;
-        ``return_std=True`` also returns their standard deviations.
+        ``return_std=True`` (which needs them) also returns their standard
+        deviations.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -741,7 +748,6 @@ class BaseMultiTaskNet(BaseEstimator):
             outputs, std = self._mc_outputs(dataset)
         else:
             outputs = self._softmax(net.forward(dataset, device=net.device))
-            std = torch.zeros_like(outputs) if return_std else None
         tasks = (
             slice(self._n_main_tasks, None) if auxiliary else slice(self._n_main_tasks)
         )
@@ -767,14 +773,19 @@ class BaseMultiTaskNet(BaseEstimator):
                 f"model predicts, one row per sample of X; {error}"
             ) from error
 
-    def _predict_columns(self, X, return_std=False):
-        """Per task of y: labels or values; with ``return_std``, and the
-        standard deviation of each value over the Monte-Carlo passes (NaN
-        for classification tasks)."""
+    def _predict(self, X, return_std=False):
+        """``predict`` of every estimator: labels or values of the tasks of y.
+
+        One column per task (1-D for a 1-D ``y``), in the tasks' common dtype
+        or ``object`` when they differ; with ``return_std``, also the
+        standard deviation of each value over the Monte-Carlo passes (NaN for
+        classification tasks).
+        """
         check_is_fitted(self)
         tasks = self.tasks_[: self._n_main_tasks]
         if not return_std:
-            return [spec.decode(out) for spec, out in zip(tasks, self._task_outputs(X))]
+            values = [spec.decode(out) for spec, out in zip(tasks, self._task_outputs(X))]
+            return values[0] if self._y_1d else _stack_columns(values)
         if self.mc_samples == 0:
             raise ValueError(
                 "predict(return_std=True) needs Monte-Carlo dropout: set "
@@ -789,7 +800,9 @@ class BaseMultiTaskNet(BaseEstimator):
             else np.full(len(std), np.nan)
             for spec, std in zip(tasks, stds)
         ]
-        return values, spreads
+        if self._y_1d:
+            return values[0], spreads[0]
+        return _stack_columns(values), np.column_stack(spreads)
 
     @property
     def feature_importances_(self):

@@ -11,14 +11,6 @@ from ._docs import TEMPLATE
 from ._tasks import CLASSIFICATION
 
 
-def stack_columns(columns):
-    """``(n, n_tasks)`` array of per-task predictions; object dtype if they differ."""
-    dtypes = {c.dtype for c in columns}
-    return np.column_stack(columns) if len(dtypes) == 1 else np.column_stack(
-        [c.astype(object) for c in columns]
-    )
-
-
 class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     __doc__ = TEMPLATE.format(
         summary="""Multi-task neural network classifier with a shared trunk.
@@ -252,8 +244,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         y : ndarray of shape (n_samples,) or (n_samples, n_tasks)
             Predicted labels, in the dtype of the training labels.
         """
-        columns = self._predict_columns(X)
-        return columns[0] if self._y_1d else stack_columns(columns)
+        return self._predict(X)
 
     def predict_proba(self, X):
         """Class probabilities of every task.

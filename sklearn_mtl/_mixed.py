@@ -6,7 +6,6 @@ from sklearn.utils.metaestimators import available_if
 from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
-from ._classifier import stack_columns
 from ._docs import TEMPLATE
 from ._tasks import CLASSIFICATION
 
@@ -258,13 +257,7 @@ class MultiTaskNet(BaseMultiTaskNet):
         y_std : ndarray of shape (n_samples,) or (n_samples, n_tasks)
             Standard deviations (float64). Only with ``return_std=True``.
         """
-        if not return_std:
-            columns = self._predict_columns(X)
-            return columns[0] if self._y_1d else stack_columns(columns)
-        values, spreads = self._predict_columns(X, return_std=True)
-        if self._y_1d:
-            return values[0], spreads[0]
-        return stack_columns(values), np.column_stack(spreads)
+        return self._predict(X, return_std)
 
     @available_if(_has_classification_task)
     def predict_proba(self, X):

@@ -423,9 +423,10 @@ class MultiTaskModule(nn.Module):
         Monte-Carlo dropout (Gal & Ghahramani, ICML 2016): every dropout layer
         draws a mask, every other layer (batch norm included) runs as it is,
         so call it in evaluation mode. The trunk before the first dropout
-        layer (and the gates of MMoE, which have no dropout) runs once; then
-        ``X`` is repeated ``n_samples`` times (one independent mask per copy)
-        through the rest, in chunks of at most ``max_rows`` rows.
+        layer (and the gates of MMoE, which have no dropout) runs once; that
+        layer then writes ``n_samples`` masked copies of each chunk (one
+        independent mask per copy, at most ``max_rows`` rows in all), which
+        run through the rest.
         ``transform`` (e.g. a softmax) maps each pass's outputs before the
         mean and standard deviation (``ddof=0``) over the passes are taken.
         """

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.utils import TeeGenerator, to_device
@@ -286,15 +285,12 @@ class MultiTaskNeuralNet(NeuralNet):
         return project_conflicts(grads).sum(dim=0) - grads.sum(dim=0)
 
     def _add_to_shared_grads(self, flat):
-        start = 0
-        for param in self.module_.shared_parameters():
-            size = param.numel()
-            update = flat[start : start + size].view_as(param)
+        params = self.module_.shared_parameters()
+        for param, update in zip(params, flat.split([p.numel() for p in params])):
             if param.grad is None:
-                param.grad = update.clone()
+                param.grad = update.view_as(param).clone()
             else:
-                param.grad += update
-            start += size
+                param.grad += update.view_as(param)
 
     def _gradnorm_gradient(self):
         criterion = self.criterion_
@@ -316,6 +312,21 @@ class MultiTaskNeuralNet(NeuralNet):
         with torch.no_grad():
             weights = self.criterion_.loss_weights.clamp_min_(1e-4)
             weights *= len(weights) / weights.sum()
+
+    def validation_step(self, batch, **fit_params):
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        # Checked and switched once, not once per batch as skorch does.
+        self.check_is_fitted()
+        self._set_training(training)
+        for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
+            with torch.inference_mode():
+                yield to_device(self.infer(Xi), device=device)
 
 
 def task_scores(outputs, targets, weights, kinds, slices):

@@ -146,13 +146,7 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
             Standard deviation of the passes, on the scale of the training
             targets, with the shape of ``y``. Only with ``return_std=True``.
         """
-        if not return_std:
-            columns = self._predict_columns(X)
-            return columns[0] if self._y_1d else np.column_stack(columns)
-        mean, std = self._predict_columns(X, return_std=True)
-        if self._y_1d:
-            return mean[0], std[0]
-        return np.column_stack(mean), np.column_stack(std)
+        return self._predict(X, return_std)
 
     def score(self, X, y, sample_weight=None):
         """Mean over tasks of R² on each task's labelled entries.

@@ -372,3 +372,30 @@ def test_joblib_workers_run_one_torch_thread_each(data):
     expected = max(os.cpu_count() // 2, 1)
     for fitted in result["estimator"]:
         assert fitted.net_.history[:, "threads"] == [expected, expected]
+
+
+def test_prediction_and_validation_set_the_mode_once(monkeypatch):
+    # Prediction and validation switch the module to evaluation once per
+    # pass, not once per batch, and predict without building a graph.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(9000, 4)).astype(np.float32)  # three prediction batches
+    y = (X[:, 0] > 0).astype(int)
+    clf = MultiTaskNetClassifier((8,), max_iter=1, random_state=0).fit(X, y)
+    net = clf.net_
+    switches = []
+    set_training = net._set_training
+
+    def record(training=True):
+        switches.append(training)
+        set_training(training)
+
+    monkeypatch.setattr(net, "_set_training", record)
+    outputs = list(net.forward_iter(clf._dataset(X)))
+    assert len(outputs) == 3 and all(torch.is_inference(out) for out in outputs)
+    assert switches == [False]
+    switches.clear()
+    targets, weights = clf._encode(X, y, None, None, reset=False)
+    valid = net.get_iterator(clf._dataset(X, targets, weights), training=False)
+    net.history.new_epoch()
+    net.run_single_epoch(valid, training=False, prefix="valid", step_fn=net.validation_step)
+    assert switches == [False] and net.history[-1, "valid_batch_count"] == 3
