@@ -165,41 +165,6 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         self.n_outputs_ = self._n_main_tasks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, aux_targets=None, sample_weight=None):
-        """Fit the network to every task of ``y`` (and of ``aux_targets``).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Labels of each task; ``NaN`` or ``None`` marks a missing label.
-        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
-                default=None
-            Auxiliary tasks, trained through their own heads on the shared
-            trunk but not predicted: ``predict``, ``predict_proba``,
-            ``classes_``, ``score`` and ``n_outputs_`` cover the tasks of ``y``
-            only. Rows match ``X`` by position; ``NaN`` or ``None`` marks a
-            missing label; a 1-D array is one task. Each column's kind follows
-            ``aux_task_types``. Inside scikit-learn's ensembles and searches,
-            enable metadata routing and call ``set_fit_request(aux_targets=True)``
-            so that they pass it with the rows of ``X`` they select.
-        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
-                default=None
-            Weights of the samples (or of each sample in each task: the tasks
-            of ``y``, then those of ``aux_targets``) in the loss, normalised by
-            their sum.
-
-        Returns
-        -------
-        self : MultiTaskNetClassifier
-            The fitted estimator.
-        """
-        self._fit(X, y, aux_targets, sample_weight, incremental=False)
-        self._set_task_attributes()
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, aux_targets=None, sample_weight=None):
         """Train the network for one epoch on ``(X, y)``.
 
@@ -227,9 +192,9 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         self : MultiTaskNetClassifier
             The updated estimator.
         """
-        self._fit(X, y, aux_targets, sample_weight, incremental=True, classes=classes)
-        self._set_task_attributes()
-        return self
+        return self._fit(
+            X, y, aux_targets, sample_weight, incremental=True, classes=classes
+        )
 
     def predict(self, X):
         """Predict the label of every task.
@@ -270,25 +235,8 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             return [np.log(p) for p in proba]
         return np.log(proba)
 
-    def score(self, X, y, sample_weight=None):
-        """Mean over tasks of the accuracy on each task's labelled entries.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Test samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            True labels; missing labels are left out.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples.
-
-        Returns
-        -------
-        score : float
-            Mean accuracy over tasks.
-        """
-        scores = self._score_tasks(X, y, sample_weight)
-        return float(np.nanmean(scores))
+    # Not ClassifierMixin's: accuracy over the labelled entries of each task.
+    score = BaseMultiTaskNet.score
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

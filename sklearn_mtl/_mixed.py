@@ -1,12 +1,11 @@
 """MultiTaskNet: the columns of ``y`` mix classification and regression tasks."""
 
-import numpy as np
 from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils.metaestimators import available_if
-from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._docs import TEMPLATE
+from ._targets import declared_kinds
 from ._tasks import CLASSIFICATION
 
 
@@ -166,7 +165,7 @@ class MultiTaskNet(BaseMultiTaskNet):
         self.task_types = task_types
 
     def _main_kinds(self, names, declared):
-        return self._declared_kinds(self.task_types, names, declared, "task_types", "y")
+        return declared_kinds(self.task_types, names, declared, "task_types", "y")
 
     def _set_task_attributes(self):
         tasks = self.tasks_[: self._n_main_tasks]
@@ -174,68 +173,6 @@ class MultiTaskNet(BaseMultiTaskNet):
         classes = [spec.classes for spec in tasks]
         self.classes_ = classes[0] if self._y_1d else classes
         self.n_outputs_ = len(tasks)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, aux_targets=None, sample_weight=None):
-        """Fit the network to every task of ``y`` (and of ``aux_targets``).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
-            Labels or values of each task, of the kind ``task_types`` gives
-            or the values show; ``NaN`` or ``None`` marks a missing entry.
-        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
-                default=None
-            Auxiliary tasks, trained through their own heads on the shared
-            trunk but not predicted. Each column's kind follows
-            ``aux_task_types``.
-        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
-                default=None
-            Weights of the samples (or of each sample in each task: the tasks
-            of ``y``, then those of ``aux_targets``) in the loss, normalised by
-            their sum.
-
-        Returns
-        -------
-        self : MultiTaskNet
-            The fitted estimator.
-        """
-        self._fit(X, y, aux_targets, sample_weight, incremental=False)
-        self._set_task_attributes()
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, aux_targets=None, sample_weight=None):
-        """Train the network for one epoch on ``(X, y)``.
-
-        The tasks' kinds, label sets and target standardisation are fixed on
-        the first call, from its ``y``: labels it does not show cannot be
-        learned later.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
-            Labels or values of each task; ``NaN`` or ``None`` marks a missing
-            entry.
-        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
-                default=None
-            Auxiliary tasks, as in :meth:`fit`.
-        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
-                default=None
-            Weights of the samples in the loss.
-
-        Returns
-        -------
-        self : MultiTaskNet
-            The updated estimator.
-        """
-        self._fit(X, y, aux_targets, sample_weight, incremental=True)
-        self._set_task_attributes()
-        return self
 
     def predict(self, X, return_std=False):
         """Predict the label or value of every task.
@@ -278,25 +215,6 @@ class MultiTaskNet(BaseMultiTaskNet):
         outputs = self._task_outputs(X)
         proba = [p for p, kind in zip(outputs, self.task_types_) if kind == CLASSIFICATION]
         return proba[0] if self._y_1d else proba
-
-    def score(self, X, y, sample_weight=None):
-        """Mean over tasks of accuracy (classification) or R² (regression).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Test samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            True labels and values; missing entries are left out.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples.
-
-        Returns
-        -------
-        score : float
-            Mean of the tasks' scores.
-        """
-        return float(np.nanmean(self._score_tasks(X, y, sample_weight)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -4,7 +4,6 @@ output head per task."""
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -14,12 +13,6 @@ ACTIVATIONS = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
 }
-
-NO_EXPERT_LAYERS = (
-    "architecture='mmoe' needs at least one hidden layer per expert; got "
-    "hidden_layer_sizes=(). Give hidden_layer_sizes, or use architecture='shared'."
-)
-
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on CPU.
@@ -32,12 +25,13 @@ class Dropout(nn.Dropout):
     (2 threads). On other devices torch's fused dropout kernel is used.
     """
 
-    def _keep(self, shape, device):
+    def _keep(self, shape, device, generator=None):
         """A boolean mask of the kept units, and the scale of the kept units."""
         n_drop = round(self.p * 65536)
         numel = math.prod(shape)
         draws = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
-        bits = draws.random_(-(2**63), 2**63 - 1).view(torch.int16)[:numel]
+        bits = draws.random_(-(2**63), 2**63 - 1, generator=generator)
+        bits = bits.view(torch.int16)[:numel]
         return (bits >= n_drop - 32768).view(shape), 65536 / (65536 - n_drop)
 
     def forward(self, X):
@@ -48,19 +42,22 @@ class Dropout(nn.Dropout):
         keep, scale = self._keep(X.shape, X.device)
         return X * keep.to(X.dtype).mul_(scale)
 
-    def sample(self, X, n_samples=1):
+    def sample(self, X, n_samples=1, generator=None):
         """``n_samples`` stochastic passes of ``X`` whatever the mode, stacked
-        as ``(n_samples * n, width)`` (Monte-Carlo prediction).
+        as ``(n_samples * n, width)`` (Monte-Carlo prediction), with masks
+        drawn from ``generator`` (torch's global one when None).
 
         The copies of ``X`` are never built: each pass's output is written
         straight from ``X`` and its own mask.
         """
         if self.p == 0:
             return X.repeat(n_samples, 1)
+        shape = (n_samples, *X.shape)
         if X.device.type != "cpu":
-            passes = F.dropout(X.expand(n_samples, *X.shape), self.p, training=True)
+            keep = torch.rand(shape, device=X.device, generator=generator) >= self.p
+            passes = keep.to(X.dtype).mul_(X / (1 - self.p))
         else:
-            keep, scale = self._keep((n_samples, *X.shape), X.device)
+            keep, scale = self._keep(shape, X.device, generator)
             passes = keep.to(X.dtype).mul_(X * scale)
         return passes.reshape(-1, X.shape[1])
 
@@ -112,11 +109,11 @@ class ConcreteDropout(nn.Module):
         )
         return X * (1 - drop) / (1 - p)
 
-    def sample(self, X, n_samples=1):
+    def sample(self, X, n_samples=1, generator=None):
         """``n_samples`` passes of ``X`` with hard Bernoulli masks of the
         learned rate whatever the mode, stacked as ``(n_samples * n, width)``."""
         p = self.rate.detach()
-        keep = torch.rand((n_samples, *X.shape), device=X.device) >= p
+        keep = torch.rand((n_samples, *X.shape), device=X.device, generator=generator) >= p
         return keep.to(X.dtype).mul_(X / (1 - p)).reshape(-1, X.shape[1])
 
     def regularizer(self, following, weight_scale, dropout_scale):
@@ -177,9 +174,11 @@ def _is_linear(layer):
     return isinstance(layer, (nn.Linear, GroupedLinear))
 
 
-def _run(layer, X, stochastic):
+def _run(layer, X, stochastic, generator=None):
     """``layer(X)``, or a dropout layer's stochastic pass when ``stochastic``."""
-    return layer.sample(X) if stochastic and _is_dropout(layer) else layer(X)
+    if stochastic and _is_dropout(layer):
+        return layer.sample(X, generator=generator)
+    return layer(X)
 
 
 def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1):
@@ -222,33 +221,38 @@ class MultiTaskModule(nn.Module):
     ``sum_e g_t,e(x) * expert_e(x)``. The gates of all tasks are one
     ``Linear`` (``gates``); :meth:`gate_weights` returns their values.
 
-    The forward pass returns one ``(n_samples, sum(output_sizes))`` tensor:
-    the columns of task ``t`` follow those of the tasks before it. Without
-    head hidden layers all heads are one fused ``Linear`` (a single matrix
-    product for every task); with them each task has its own stack of blocks.
+    The forward pass returns one ``(n_samples, layout.n_outputs)`` tensor,
+    the columns of each task where ``layout`` puts them. Without head hidden
+    layers all heads are one fused ``Linear`` (a single matrix product for
+    every task); with them each task has its own stack of blocks.
+
+    The module takes normalised values (see ``resolve_config``); it does not
+    interpret the estimators' hyperparameters.
 
     Parameters
     ----------
     n_features : int
         Width of the input.
-    output_sizes : sequence of int
-        Outputs of each task's head (number of classes, or 1 for regression).
-    hidden_layer_sizes : sequence of int
+    layout : OutputLayout
+        The tasks' outputs (number of classes, or 1 for regression) and
+        their columns.
+    hidden_layer_sizes : tuple of int
         Widths of the trunk's blocks (of each expert's, for ``"mmoe"``).
-    head_layer_sizes : sequence of int
+    head_layer_sizes : tuple of int
         Widths of the hidden blocks of every head.
     activation : str
         A key of ``ACTIVATIONS``.
-    dropout : float, sequence of float or "concrete"
-        One dropout rate for every trunk block, or one per block (a sequence
-        of another length is an error); head blocks use the last trunk rate.
-        ``"concrete"`` gives every trunk block a :class:`ConcreteDropout`
-        layer with a rate of its own, and head blocks no dropout. With
-        ``"mmoe"`` each rate applies to that layer of every expert.
+    dropout : tuple of (float or "concrete")
+        One entry per trunk block: a dropout rate, or ``"concrete"`` for a
+        :class:`ConcreteDropout` layer with a rate of its own. With
+        ``"mmoe"`` each entry applies to that layer of every expert.
+    head_dropout : float
+        Dropout rate of every head block.
     batch_norm : bool
         Whether every block has a ``BatchNorm1d`` after its ``Linear``.
     architecture : {"shared", "mmoe"}
-        Hard parameter sharing, or a multi-gate mixture of experts.
+        Hard parameter sharing, or a multi-gate mixture of experts (which
+        needs at least one trunk block).
     n_experts : int
         Number of experts with ``"mmoe"``; ignored with ``"shared"``.
     """
@@ -256,23 +260,19 @@ class MultiTaskModule(nn.Module):
     def __init__(
         self,
         n_features,
-        output_sizes,
+        layout,
         hidden_layer_sizes=(100,),
         head_layer_sizes=(),
         activation="relu",
-        dropout=0.0,
+        dropout=(0.0,),
+        head_dropout=0.0,
         batch_norm=False,
         architecture="shared",
         n_experts=4,
     ):
         super().__init__()
         mmoe = architecture == "mmoe"
-        if mmoe and not len(hidden_layer_sizes):
-            raise ValueError(NO_EXPERT_LAYERS)
         self.n_experts = int(n_experts) if mmoe else 1
-        concrete = isinstance(dropout, str) and dropout == "concrete"
-        if concrete or isinstance(dropout, (int, float)):
-            dropout = [dropout] * len(hidden_layer_sizes)
         self.trunk, width = _blocks(
             n_features,
             hidden_layer_sizes,
@@ -281,18 +281,13 @@ class MultiTaskModule(nn.Module):
             batch_norm,
             groups=self.n_experts,
         )
-        self.output_sizes = tuple(int(k) for k in output_sizes)
-        n_tasks = len(self.output_sizes)
+        self.output_sizes = layout.sizes
+        n_tasks = layout.n_tasks
         self.gates = nn.Linear(n_features, n_tasks * self.n_experts) if mmoe else None
         # The task each output column belongs to (for the fused heads of MMoE).
         self.register_buffer(
-            "column_task",
-            torch.repeat_interleave(
-                torch.arange(n_tasks), torch.tensor(self.output_sizes, dtype=torch.long)
-            ),
-            persistent=False,
+            "column_task", torch.as_tensor(layout.column_task()), persistent=False
         )
-        head_dropout = dropout[-1] if len(dropout) and not concrete else 0.0
         if head_layer_sizes:
             self.heads = nn.ModuleList()
             for size in self.output_sizes:
@@ -305,7 +300,7 @@ class MultiTaskModule(nn.Module):
                 )
                 self.heads.append(nn.Sequential(*hidden, nn.Linear(head_width, size)))
         else:
-            self.heads = nn.ModuleList([nn.Linear(width, sum(self.output_sizes))])
+            self.heads = nn.ModuleList([nn.Linear(width, layout.n_outputs)])
         self.fused_heads = not head_layer_sizes
 
         # Each concrete layer with the Linear layers that read its output.
@@ -344,12 +339,12 @@ class MultiTaskModule(nn.Module):
         logits = self.gates(X).view(X.shape[0], len(self.output_sizes), self.n_experts)
         return logits.softmax(dim=2)
 
-    def _head_outputs(self, hidden, gates, stochastic=False):
+    def _head_outputs(self, hidden, gates, stochastic=False, generator=None):
         """The heads' outputs from the trunk's output ``hidden``.
 
         For MMoE ``hidden`` holds the experts side by side and ``gates`` the
         gate weights; ``stochastic`` draws the masks of the heads' dropout
-        layers (Monte-Carlo passes).
+        layers from ``generator`` (Monte-Carlo passes).
         """
         if gates is not None:
             experts = hidden.view(hidden.shape[0], self.n_experts, -1)
@@ -369,7 +364,7 @@ class MultiTaskModule(nn.Module):
         for t, head in enumerate(self.heads):
             out = hidden if gates is None else hidden[:, t]
             for layer in head:
-                out = _run(layer, out, stochastic)
+                out = _run(layer, out, stochastic, generator)
             outputs.append(out)
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 
@@ -417,7 +412,7 @@ class MultiTaskModule(nn.Module):
         squares = sum(m.weight.detach().square().sum(dim=0) for m in self.input_layers)
         return squares.sqrt()
 
-    def sample(self, X, n_samples, transform=None, max_rows=65536):
+    def sample(self, X, n_samples, transform=None, max_rows=65536, generator=None):
         """Mean and standard deviation of ``n_samples`` stochastic passes.
 
         Monte-Carlo dropout (Gal & Ghahramani, ICML 2016): every dropout layer
@@ -442,16 +437,16 @@ class MultiTaskModule(nn.Module):
             part = shared[start : start + chunk]
             rows = part.shape[0]
             if first < len(trunk):  # the first dropout layer makes the copies
-                hidden = trunk[first].sample(part, n_samples)
+                hidden = trunk[first].sample(part, n_samples, generator)
             else:
                 hidden = part.repeat(n_samples, 1)
             for layer in trunk[first + 1 :]:
-                hidden = _run(layer, hidden, stochastic=True)
+                hidden = _run(layer, hidden, True, generator)
             if gates is not None:
                 part_gates = gates[start : start + chunk].repeat(n_samples, 1, 1)
             else:
                 part_gates = None
-            out = self._head_outputs(hidden, part_gates, stochastic=True)
+            out = self._head_outputs(hidden, part_gates, True, generator)
             if transform is not None:
                 out = transform(out)
             out = out.view(n_samples, rows, -1)

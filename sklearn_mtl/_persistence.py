@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from skorch.history import History
 
-from ._base import _resolve_device
 from ._classifier import MultiTaskNetClassifier
+from ._config import resolve_config, resolve_task_weights
 from ._mixed import MultiTaskNet
 from ._regressor import MultiTaskNetRegressor
-from ._tasks import TaskSpec
+from ._net import build_net
+from ._tasks import OutputLayout, TaskSpec
 
 FORMAT = "sklearn_mtl"
 FORMAT_VERSION = 1
@@ -234,19 +235,23 @@ def _rebuild_net(estimator, content, device):
             UserWarning,
         )
         device = "cpu"
-    device = _resolve_device(device)
-    sizes, dropout = estimator._trunk_dropout()
-    head_sizes = estimator._head_sizes()
-    net = estimator._build_net(
-        estimator.n_features_in_,
-        sizes,
-        head_sizes,
-        dropout,
-        estimator._task_weight_vector(len(estimator.tasks_)),
-        device,
-    )
+    config = resolve_config(estimator, device=device)
+    task_weights = resolve_task_weights(estimator.task_weights, len(estimator.tasks_))
+    layout = OutputLayout.from_tasks(estimator.tasks_)
+    net = build_net(config, layout, estimator.n_features_in_, task_weights)
     net.initialize()
     net.module_.load_state_dict(content["module"])
-    net.criterion_.load_state_dict(content["criterion"])
+    net.criterion_.load_state_dict(_criterion_state(content["criterion"]))
     net.history = History(_from_plain(content["history"]))
+    net.module_.eval()  # as after fit: predictions switch no mode
     return net
+
+
+def _criterion_state(state):
+    """The criterion's state with the balancing method's entries under
+    ``balancer.`` (files written before the methods had a module of their
+    own hold them at the top level)."""
+    return {
+        key if key == "task_weights" or key.startswith("balancer.") else f"balancer.{key}": value
+        for key, value in state.items()
+    }

@@ -1,8 +1,6 @@
 """MultiTaskNetRegressor: every column of ``y`` is a regression task."""
 
-import numpy as np
 from sklearn.base import RegressorMixin
-from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._docs import TEMPLATE
@@ -59,71 +57,6 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
     def _main_kinds(self, names, declared):
         return [REGRESSION] * len(names)
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, aux_targets=None, sample_weight=None):
-        """Fit the network to every task of ``y`` (and of ``aux_targets``).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets of each task; ``NaN`` marks a missing target.
-        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
-                default=None
-            Auxiliary tasks (classification or regression), trained through
-            their own heads on the shared trunk but not predicted:
-            ``predict``, ``score`` and ``n_outputs_`` cover the tasks of ``y``
-            only. Rows match ``X`` by position; ``NaN`` or ``None`` marks a
-            missing label; a 1-D array is one task. Each column's kind follows
-            ``aux_task_types``. Inside scikit-learn's ensembles and searches,
-            enable metadata routing and call ``set_fit_request(aux_targets=True)``
-            so that they pass it with the rows of ``X`` they select.
-        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
-                default=None
-            Weights of the samples (or of each sample in each task: the tasks
-            of ``y``, then those of ``aux_targets``) in the loss, normalised by
-            their sum.
-
-        Returns
-        -------
-        self : MultiTaskNetRegressor
-            The fitted estimator.
-        """
-        self._fit(X, y, aux_targets, sample_weight, incremental=False)
-        self.n_outputs_ = self._n_main_tasks
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, aux_targets=None, sample_weight=None):
-        """Train the network for one epoch on ``(X, y)``.
-
-        The targets' standardisation is fixed on the first call.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets of each task; ``NaN`` marks a missing target.
-        aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
-                default=None
-            Auxiliary tasks, as in :meth:`fit`; their kinds, labels and
-            scaling are fixed on the first call. Left out on a later call, the
-            auxiliary heads are not trained in that epoch.
-        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
-                default=None
-            Weights of the samples in the loss.
-
-        Returns
-        -------
-        self : MultiTaskNetRegressor
-            The updated estimator.
-        """
-        self._fit(X, y, aux_targets, sample_weight, incremental=True)
-        self.n_outputs_ = self._n_main_tasks
-        return self
-
     def predict(self, X, return_std=False):
         """Predict the value of every task.
 
@@ -148,22 +81,5 @@ class MultiTaskNetRegressor(RegressorMixin, BaseMultiTaskNet):
         """
         return self._predict(X, return_std)
 
-    def score(self, X, y, sample_weight=None):
-        """Mean over tasks of R² on each task's labelled entries.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Test samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            True values; ``NaN`` entries are left out.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples.
-
-        Returns
-        -------
-        score : float
-            Mean R² over tasks.
-        """
-        scores = self._score_tasks(X, y, sample_weight)
-        return float(np.nanmean(scores))
+    # Not RegressorMixin's: R² over the labelled entries of each task.
+    score = BaseMultiTaskNet.score

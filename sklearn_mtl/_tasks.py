@@ -6,7 +6,7 @@ indices; regression tasks are standardised. Missing labels (``NaN``, ``None``,
 ``pandas.NA``) become a zero weight, so they never reach the loss.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -293,3 +293,109 @@ def check_finite_labels(column, missing, task, source="y"):
             f"Input {source} contains infinity or a value too large for "
             f"dtype('float64') (task {task}); mark missing labels with NaN."
         )
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive tasks of one kind and output size, computed together.
+
+    Attributes
+    ----------
+    kind : {"classification", "regression"}
+    first, stop : int
+        The block's tasks are ``first`` to ``stop - 1``.
+    column : int
+        The block's first output column.
+    size : int
+        Outputs per task (classes, or 1).
+    """
+
+    kind: str
+    first: int
+    stop: int
+    column: int
+    size: int
+
+    @property
+    def n_tasks(self):
+        return self.stop - self.first
+
+    @property
+    def columns(self):
+        """The block's output columns: ``n_tasks * size`` of them."""
+        return slice(self.column, self.column + self.n_tasks * self.size)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each task's outputs stand in the network's ``(n, n_outputs)`` output.
+
+    Built once from the task specifications (:meth:`from_tasks`); the
+    module, the loss and prediction all read it. The columns of task ``t``
+    follow those of the tasks before it.
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        Kind of each task.
+    sizes : tuple of int
+        Outputs of each task: its number of classes, or 1 for regression.
+    slices : tuple of slice
+        The output columns of each task.
+    blocks : tuple of Block
+        Runs of consecutive tasks with the same kind and size: four binary
+        tasks are one ``(n, 4, 2)`` block, one softmax and one loss.
+    """
+
+    kinds: tuple
+    sizes: tuple
+    slices: tuple = field(init=False, repr=False)
+    blocks: tuple = field(init=False, repr=False)
+
+    def __post_init__(self):
+        bounds = np.cumsum([0, *self.sizes])
+        slices = tuple(slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]))
+        blocks = []
+        for t, (kind, size) in enumerate(zip(self.kinds, self.sizes)):
+            last = blocks[-1] if blocks else None
+            if last and last.kind == kind and last.size == size:
+                blocks[-1] = Block(kind, last.first, t + 1, last.column, size)
+            else:
+                blocks.append(Block(kind, t, t + 1, int(bounds[t]), int(size)))
+        object.__setattr__(self, "slices", slices)
+        object.__setattr__(self, "blocks", tuple(blocks))
+
+    @classmethod
+    def from_tasks(cls, tasks):
+        return cls(
+            tuple(spec.kind for spec in tasks),
+            tuple(int(spec.n_outputs) for spec in tasks),
+        )
+
+    @property
+    def n_tasks(self):
+        return len(self.sizes)
+
+    @property
+    def n_outputs(self):
+        return int(sum(self.sizes))
+
+    def column_task(self):
+        """The task of each output column, ``(n_outputs,)`` int64."""
+        return np.repeat(np.arange(self.n_tasks), self.sizes)
+
+    def softmax(self, outputs):
+        """Class probabilities in place of the logits of every classification
+        task (torch tensor, modified in place and returned), one softmax per
+        block."""
+        for block in self.blocks:
+            if block.kind == CLASSIFICATION:
+                logits = outputs[:, block.columns]
+                shape = (-1, block.n_tasks, block.size)
+                logits.copy_(logits.reshape(shape).softmax(dim=2).reshape(logits.shape))
+        return outputs
+
+    def split(self, outputs, tasks=slice(None)):
+        """Per task of ``tasks`` (a slice of the tasks), its contiguous columns
+        of the numpy array ``outputs``."""
+        return [np.ascontiguousarray(outputs[:, cols]) for cols in self.slices[tasks]]

@@ -34,13 +34,15 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
         Predicted labels or values.
     task_types : sequence of {"classification", "regression"}
         The kind of each task: accuracy for classification, R² for regression.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Weights of the samples.
+    sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+            default=None
+        Weights of the samples, or of each sample in each task.
 
     Returns
     -------
     scores : ndarray of shape (n_tasks,)
-        Accuracy or R² of each task; ``NaN`` for a task with no label.
+        Accuracy or R² of each task; ``NaN`` for a task with no label (or
+        whose labelled entries all weigh zero).
 
     Examples
     --------
@@ -59,12 +61,21 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
             f"{len(truth)}, {len(pred)} and {len(task_types)}."
         )
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if weights is not None and weights.ndim == 2 and weights.shape[1] != len(truth):
+        raise ValueError(
+            f"sample_weight must be 1-D (n_samples,) or have one column per task; "
+            f"got {weights.shape[1]} columns for {len(truth)} tasks."
+        )
     scores = np.full(len(truth), np.nan)
     for t, (true, predicted, kind) in enumerate(zip(truth, pred, task_types)):
         labelled = ~is_missing(true)
         if not labelled.any():
             continue
-        w = None if weights is None else weights[labelled]
+        w = None
+        if weights is not None:
+            w = (weights[:, t] if weights.ndim == 2 else weights)[labelled]
+            if not w.sum() > 0:
+                continue
         if kind == CLASSIFICATION:
             scores[t] = np.average(true[labelled] == predicted[labelled], weights=w)
         elif kind == REGRESSION:
@@ -77,6 +88,14 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
                 f"task_types must hold 'classification' or 'regression'; got {kind!r}."
             )
     return scores
+
+
+def mean_score(scores):
+    """An estimator's score from its tasks' scores: their mean over the tasks
+    that have one (``NaN`` marks a task without a labelled entry), ``NaN``
+    when none has."""
+    scores = np.asarray(scores, dtype=float)
+    return float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else float("nan")
 
 
 def per_task_roc_auc(y_true, y_proba, classes=None, sample_weight=None):

@@ -16,8 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
+from sklearn_mtl._data import BatchIterator, make_dataset
 from sklearn_mtl._module import MultiTaskModule
-from sklearn_mtl._net import BatchIterator
 
 FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=40, random_state=0)
 
@@ -206,7 +206,7 @@ def test_sparse_input_is_batched_without_densifying(data):
         sparse_fit.predict_proba(sparse)[0], dense_fit.predict_proba(sparse.toarray())[0],
         rtol=1e-4, atol=1e-6,
     )
-    dataset = sparse_fit._dataset(sparse)
+    dataset = make_dataset(sparse)
     assert sp.issparse(dataset.X)
     batch, _ = next(iter(BatchIterator(dataset, batch_size=50)))
     assert batch.shape == (50, X.shape[1]) and isinstance(batch, torch.Tensor)
@@ -216,7 +216,7 @@ def test_batches_are_tensor_slices_not_dataloader(data):
     X, y = data
     est = MultiTaskNetClassifier(**FAST, batch_size=64).fit(X, y)
     assert est.net_.iterator_train is BatchIterator
-    dataset = est._dataset(X, np.zeros((len(X), 2), np.float32), np.ones((len(X), 2), np.float32))
+    dataset = make_dataset(X, np.zeros((len(X), 2), np.float32), np.ones((len(X), 2), np.float32))
     torch.manual_seed(0)
     batches = list(BatchIterator(dataset, batch_size=64, shuffle=True))
     assert [len(b[0]) for b in batches] == [64, 64, 64, 64, 44]
@@ -376,7 +376,8 @@ def test_joblib_workers_run_one_torch_thread_each(data):
 
 def test_prediction_and_validation_set_the_mode_once(monkeypatch):
     # Prediction and validation switch the module to evaluation once per
-    # pass, not once per batch, and predict without building a graph.
+    # pass, not once per batch, and predict without building a graph. After
+    # fit the module is in evaluation mode already: predictions switch nothing.
     rng = np.random.RandomState(0)
     X = rng.normal(size=(9000, 4)).astype(np.float32)  # three prediction batches
     y = (X[:, 0] > 0).astype(int)
@@ -390,12 +391,16 @@ def test_prediction_and_validation_set_the_mode_once(monkeypatch):
         set_training(training)
 
     monkeypatch.setattr(net, "_set_training", record)
-    outputs = list(net.forward_iter(clf._dataset(X)))
+    assert not net.module_.training
+    clf.predict_proba(X)
+    assert switches == []
+    net.module_.train()
+    outputs = list(net.forward_iter(make_dataset(X)))
     assert len(outputs) == 3 and all(torch.is_inference(out) for out in outputs)
     assert switches == [False]
     switches.clear()
     targets, weights = clf._encode(X, y, None, None, reset=False)
-    valid = net.get_iterator(clf._dataset(X, targets, weights), training=False)
+    valid = net.get_iterator(make_dataset(X, targets, weights), training=False)
     net.history.new_epoch()
     net.run_single_epoch(valid, training=False, prefix="valid", step_fn=net.validation_step)
     assert switches == [False] and net.history[-1, "valid_batch_count"] == 3

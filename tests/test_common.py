@@ -48,3 +48,19 @@ def test_docstring_lists_every_parameter_in_order(Estimator):
     section = doc[doc.index("Parameters\n") : doc.index("Attributes\n")]
     documented = re.findall(r"^    (\w+) : ", section, flags=re.MULTILINE)
     assert documented == list(inspect.signature(Estimator).parameters)
+
+
+def test_estimators_share_parameters_with_the_same_order_and_defaults():
+    # Each leaf spells its signature out (scikit-learn reads it for
+    # get_params); the shared parameters must not drift apart.
+    signatures = [
+        inspect.signature(E).parameters
+        for E in (MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor)
+    ]
+    shared = [name for name in signatures[0] if all(name in s for s in signatures)]
+    assert len(shared) >= 29
+    for params in signatures:
+        assert [name for name in params if name in shared] == shared
+        assert [(params[n].default, params[n].kind) for n in shared] == [
+            (signatures[0][n].default, signatures[0][n].kind) for n in shared
+        ]

@@ -14,6 +14,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
+from sklearn_mtl._tasks import OutputLayout
+
+
+def layout(sizes):
+    """An output layout with these head sizes (the module reads only the sizes)."""
+    return OutputLayout(("classification",) * len(sizes), tuple(sizes))
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +142,7 @@ def test_mc_batches_bounded_rows():
     torch.manual_seed(0)
     from sklearn_mtl._module import MultiTaskModule
 
-    module = MultiTaskModule(3, [1], hidden_layer_sizes=(8, 8), dropout=(0.0, 0.3))
+    module = MultiTaskModule(3, layout([1]), hidden_layer_sizes=(8, 8), dropout=(0.0, 0.3))
     module.eval()
     X = torch.randn(10, 3)
     mean, std = module.sample(X, 7, max_rows=14)  # two rows per chunk
@@ -144,7 +150,7 @@ def test_mc_batches_bounded_rows():
     assert torch.all(std > 0)
     # The block before the first dropout layer is deterministic: with only
     # that block the passes agree.
-    module = MultiTaskModule(3, [1], hidden_layer_sizes=(8,), dropout=(0.0,))
+    module = MultiTaskModule(3, layout([1]), hidden_layer_sizes=(8,), dropout=(0.0,))
     mean, std = module.eval().sample(X, 7)
     assert torch.all(std == 0)
     torch.testing.assert_close(mean, module(X))

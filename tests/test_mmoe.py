@@ -13,6 +13,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor, load, save
 from sklearn_mtl._module import GroupedLinear, MultiTaskModule
+from sklearn_mtl._tasks import OutputLayout
+
+
+def layout(sizes):
+    """An output layout with these head sizes (the module reads only the sizes)."""
+    return OutputLayout(("classification",) * len(sizes), tuple(sizes))
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +96,7 @@ def test_output_columns_follow_tasks():
     X = torch.randn(4, 5)
     for heads in [(), (4,)]:
         module = MultiTaskModule(
-            5, [2, 1, 3], (8, 6), heads, dropout=(0.0, 0.0), architecture="mmoe",
+            5, layout([2, 1, 3]), (8, 6), heads, dropout=(0.0, 0.0), architecture="mmoe",
             n_experts=3,
         )
         assert module(X).shape == (4, 6)
@@ -126,7 +132,7 @@ def test_grouped_experts_equal_separate_networks(heads, batch_norm):
     torch.manual_seed(0)
     sizes = [2, 1, 3]
     module = MultiTaskModule(
-        5, sizes, (8, 7, 6), heads, activation="tanh", dropout=(0.0, 0.0, 0.0),
+        5, layout(sizes), (8, 7, 6), heads, activation="tanh", dropout=(0.0, 0.0, 0.0),
         batch_norm=batch_norm, architecture="mmoe", n_experts=3,
     ).train()
     assert sum(isinstance(m, GroupedLinear) for m in module.trunk) == 2
@@ -150,27 +156,27 @@ def test_grouped_experts_equal_separate_networks(heads, batch_norm):
 
 
 def test_gates_are_softmax_weights_over_experts():
-    module = MultiTaskModule(5, [2, 1], (8,), architecture="mmoe", n_experts=4)
+    module = MultiTaskModule(5, layout([2, 1]), (8,), architecture="mmoe", n_experts=4)
     gates = module.gate_weights(torch.randn(10, 5))
     assert gates.shape == (10, 2, 4)
     assert torch.all(gates > 0)
     torch.testing.assert_close(gates.sum(dim=2), torch.ones(10, 2))
     with pytest.raises(ValueError, match="architecture='mmoe'"):
-        MultiTaskModule(5, [2, 1], (8,)).gate_weights(torch.randn(10, 5))
+        MultiTaskModule(5, layout([2, 1]), (8,)).gate_weights(torch.randn(10, 5))
 
 
 def test_monte_carlo_passes_with_mmoe():
     torch.manual_seed(0)
     X = torch.randn(10, 3)
     module = MultiTaskModule(
-        3, [2, 1], (8, 8), (4,), dropout=(0.0, 0.3), architecture="mmoe"
+        3, layout([2, 1]), (8, 8), (4,), dropout=(0.0, 0.3), architecture="mmoe"
     ).eval()
     mean, std = module.sample(X, 7, max_rows=14)  # two rows per chunk
     assert mean.shape == std.shape == (10, 3)
     assert torch.all(std > 0)
     # Without dropout every pass is the deterministic forward pass.
     module = MultiTaskModule(
-        3, [2, 1], (8, 8), dropout=(0.0, 0.0), architecture="mmoe"
+        3, layout([2, 1]), (8, 8), dropout=(0.0, 0.0), architecture="mmoe"
     ).eval()
     mean, std = module.sample(X, 7, max_rows=14)
     assert torch.all(std == 0)
@@ -179,7 +185,7 @@ def test_monte_carlo_passes_with_mmoe():
 
 def test_penalty_and_input_groups_cover_experts_and_gates():
     module = MultiTaskModule(
-        5, [2, 1], (8, 6), dropout=(0.0, 0.0), architecture="mmoe", n_experts=3
+        5, layout([2, 1]), (8, 6), dropout=(0.0, 0.0), architecture="mmoe", n_experts=3
     )
     weights = module.weight_matrices()
     assert any(w is module.trunk[2].weight for w in weights)

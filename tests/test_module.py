@@ -2,6 +2,12 @@ import pytest
 import torch
 
 from sklearn_mtl._module import Dropout, MultiTaskModule
+from sklearn_mtl._tasks import OutputLayout
+
+
+def layout(sizes):
+    """An output layout with these head sizes (the module reads only the sizes)."""
+    return OutputLayout(("classification",) * len(sizes), tuple(sizes))
 
 
 @pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
@@ -25,17 +31,17 @@ def test_dropout_masks_differ_and_follow_the_seed():
 
 
 def test_module_output_columns_follow_tasks():
-    module = MultiTaskModule(5, output_sizes=[2, 1, 3], hidden_layer_sizes=(8,))
+    module = MultiTaskModule(5, layout([2, 1, 3]), hidden_layer_sizes=(8,))
     assert module(torch.randn(4, 5)).shape == (4, 6)
-    with_heads = MultiTaskModule(5, [2, 1, 3], hidden_layer_sizes=(8,), head_layer_sizes=(4,))
+    with_heads = MultiTaskModule(5, layout([2, 1, 3]), hidden_layer_sizes=(8,), head_layer_sizes=(4,))
     assert with_heads(torch.randn(4, 5)).shape == (4, 6)
     assert len(module.weight_matrices()) == 2 and len(with_heads.weight_matrices()) == 7
 
 
 def test_monte_carlo_passes_sample_the_head_dropout_of_a_single_task():
     module = MultiTaskModule(
-        5, [1], hidden_layer_sizes=(8,), head_layer_sizes=(4,), activation="tanh",
-        dropout=(0.5,),
+        5, layout([1]), hidden_layer_sizes=(8,), head_layer_sizes=(4,), activation="tanh",
+        dropout=(0.5,), head_dropout=0.5,
     )
     module.eval()
     module.trunk[-1].p = 0.0  # only the head's dropout layer is left

@@ -147,7 +147,7 @@ def test_saved_criterion_holds_only_what_training_learned(tmp_path):
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(60, 3)), rng.normal(size=(60, 2))
     for balancing, keys in [("fixed", {"task_weights"}), ("dwa", {"task_weights"}),
-                            ("uncertainty", {"task_weights", "log_variances"})]:
+                            ("uncertainty", {"task_weights", "balancer.log_variances"})]:
         reg = MultiTaskNetRegressor((8,), max_iter=3, task_balancing=balancing).fit(X, y)
         assert set(reg.net_.criterion_.state_dict()) == keys
         save(reg, tmp_path / "reg.pt")

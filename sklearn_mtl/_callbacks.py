@@ -1,0 +1,186 @@
+"""skorch callbacks of a fit: validation score, balancing records, group lasso,
+divergence, stopping; and the list a fit trains with."""
+
+import copy
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+
+from ._tasks import CLASSIFICATION
+from .metrics import mean_score, per_task_scores
+
+
+def _silent(*args, **kwargs):
+    """A skorch ``sink`` that prints nothing."""
+
+
+class ValidationScore(Callback):
+    """Record ``valid_score``, the estimator's ``score`` on the validation rows.
+
+    Each task's score is :func:`~sklearn_mtl.metrics.per_task_scores` (the
+    function ``score`` uses) with the validation rows' loss weights as sample
+    weights: their sample weights times their class weights, zero for a
+    missing label. It is computed on the encoded targets (class indices,
+    standardised values), which leaves accuracy and R² unchanged.
+    ``valid_score`` is their mean over the tasks that have a score, as in
+    ``score``; ``valid_score_task{t}`` each task's.
+    """
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        layout = net.layout
+        outputs = net.forward(dataset_valid, device=net.device).cpu().numpy()
+        predicted = np.column_stack(
+            [
+                outputs[:, cols].argmax(axis=1) if kind == CLASSIFICATION else outputs[:, cols.start]
+                for kind, cols in zip(layout.kinds, layout.slices)
+            ]
+        )
+        scores = per_task_scores(
+            dataset_valid.targets.cpu().numpy(),
+            predicted,
+            layout.kinds,
+            sample_weight=dataset_valid.weights.cpu().numpy(),
+        )
+        net.history.record("valid_score", mean_score(scores))
+        for t, score in enumerate(scores):
+            net.history.record(f"valid_score_task{t}", float(score))
+
+
+class BalancingRecords(Callback):
+    """Call the balancer's epoch hook; record each task's loss weight.
+
+    Records ``task_weight{t}``, each task's loss weight at the end of the
+    epoch, for every method whose weights change.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.criterion_.balancer.on_epoch_begin(net.history)
+
+    def on_epoch_end(self, net, **kwargs):
+        for t, weight in enumerate(net.criterion_.balance().tolist()):
+            net.history.record(f"task_weight{t}", weight)
+
+
+class GroupLassoProximal(Callback):
+    """Proximal step of the group-lasso penalty on the input features.
+
+    After each optimiser step, the weights of each input feature in the
+    first layer (one column of its ``Linear``) are shrunk by the block
+    soft-threshold ``W[:, j] *= max(0, 1 - lr * strength / |W[:, j]|)``, which
+    sets the weights of a feature the loss does not need exactly to zero
+    (the proximal gradient method for ``strength * sum_j |W[:, j]|_2``).
+    """
+
+    def __init__(self, strength):
+        self.strength = strength
+
+    def on_train_begin(self, net, **kwargs):
+        # The optimiser group of the first layer: with concrete dropout the
+        # rate logits have a group of their own, with another learning rate.
+        weight = net.module_.input_layers[0].weight
+        self.group_ = next(
+            group
+            for group in net.optimizer_.param_groups
+            if any(param is weight for param in group["params"])
+        )
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        group = self.group_
+        layers = net.module_.input_layers
+        with torch.no_grad():
+            threshold = group["lr"] * self.strength / self._scale(net, group, layers)
+            norms = net.module_.input_norms()
+            shrink = (1 - threshold / norms.clamp_min(1e-12)).clamp_min_(0)
+            for layer in layers:
+                layer.weight.mul_(shrink)
+
+    @staticmethod
+    def _scale(net, group, layers):
+        """Per feature, the optimiser's gradient scale (1 for SGD).
+
+        Adaptive solvers divide the gradient by a running root mean square;
+        the threshold is divided by the same (averaged over the feature's
+        weights) so that the penalty weighs against the loss as it would
+        under plain SGD, rather than being swamped by the normalised step.
+        """
+        squares = []
+        for layer in layers:
+            state = net.optimizer_.state.get(layer.weight, {})
+            if "exp_avg_sq" in state:  # Adam, AdamW: bias-corrected
+                # ``step`` stays a tensor: no device sync per batch.
+                correction = 1 - group["betas"][1] ** state["step"]
+                squares.append(state["exp_avg_sq"] / correction)
+            elif "square_avg" in state:  # RMSprop
+                squares.append(state["square_avg"])
+            elif "sum" in state:  # Adagrad
+                squares.append(state["sum"])
+        if not squares:
+            return 1.0
+        mean_square = torch.cat(squares).mean(dim=0)
+        return mean_square.sqrt_().add_(group.get("eps", 1e-8))
+
+
+class StopOnNonFinite(Callback):
+    """Stop a diverging fit with an error rather than return a broken model."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not np.isfinite(loss):
+            raise ValueError(
+                f"Training diverged: the training loss is {loss} at epoch "
+                f"{len(net.history)}. Lower learning_rate_init (currently "
+                f"{self.learning_rate}), scale the features (e.g. StandardScaler), "
+                f"or add batch_norm=True."
+            )
+
+
+def training_callbacks(
+    config,
+    *,
+    dynamic_balancing,
+    early_stopping,
+    stop_rule,
+    progress_bar,
+    user_callbacks,
+):
+    """The named callbacks of one call of ``fit`` or ``partial_fit``.
+
+    ``stop_rule`` is ``(n_iter_no_change, tol)``, or None for no stopping
+    rule (``partial_fit``): with ``early_stopping`` the validation score
+    must improve by ``tol``, else the training loss must fall by ``tol``,
+    within ``n_iter_no_change`` epochs; with ``early_stopping`` the best
+    epoch's weights are restored. User callbacks come last, deep-copied so
+    that the estimator's own are never fitted.
+    """
+    callbacks = [("non_finite", StopOnNonFinite(config.learning_rate))]
+    if config.group_lasso > 0:
+        callbacks.append(("group_lasso", GroupLassoProximal(config.group_lasso)))
+    if dynamic_balancing:
+        callbacks.append(("task_balancing", BalancingRecords()))
+    if early_stopping:
+        callbacks.append(("valid_score", ValidationScore()))
+    if stop_rule is not None:
+        patience, tol = stop_rule
+        callbacks.append(
+            (
+                "stopping",
+                EarlyStopping(
+                    monitor="valid_score" if early_stopping else "train_loss",
+                    lower_is_better=not early_stopping,
+                    patience=patience,
+                    threshold=tol,
+                    threshold_mode="abs",
+                    load_best=early_stopping,
+                    sink=_silent,
+                ),
+            )
+        )
+    if progress_bar:
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks + copy.deepcopy(list(user_callbacks or []))

@@ -1,0 +1,230 @@
+"""Hyperparameters resolved once into a frozen, normalised configuration.
+
+The estimators store their constructor arguments as given (scikit-learn's
+rule). :func:`resolve_config` reads them once, checks what the parameter
+constraints cannot, and returns a :class:`NetConfig` whose values need no
+more interpretation: one dropout rate (or ``"concrete"``) per trunk layer,
+tuples of layer sizes, a batch size, a device. ``fit`` and ``load`` both
+build the network from it.
+"""
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from ._balancing import BALANCERS
+
+SOLVERS = {
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    # MLPClassifier's SGD defaults: momentum 0.9 with Nesterov's correction.
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adagrad": (torch.optim.Adagrad, {}),
+}
+# Rows per forward pass in prediction and validation: cache-sized on a CPU,
+# large enough on a GPU that kernel launches do not dominate.
+PREDICT_BATCH_SIZE = {"cpu": 4096, "cuda": 65536}
+# Rows per forward pass of Monte-Carlo prediction (a batch times its copies).
+MC_MAX_ROWS = {"cpu": 16384, "cuda": 2**20}
+# Learning rate of the concrete dropout logits and of the learned task weights
+# (log-variances, GradNorm weights), relative to learning_rate_init: one
+# number per layer or task moves too little at the weights' rate to settle
+# within a few hundred steps.
+LEARNED_LR_FACTOR = 10.0
+# What "auto" means for batch_size, as in MLPClassifier: min(200, n_samples)
+# (a batch larger than the data is the whole data).
+AUTO_BATCH_SIZE = 200
+
+NO_EXPERT_LAYERS = (
+    "architecture='mmoe' needs at least one hidden layer per expert; got "
+    "hidden_layer_sizes=(). Give hidden_layer_sizes, or use architecture='shared'."
+)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Everything the network is built and trained with, normalised.
+
+    Attributes
+    ----------
+    hidden_layer_sizes, head_layer_sizes : tuple of int
+    dropout : tuple of (float or "concrete")
+        One entry per trunk layer.
+    head_dropout : float
+        Rate of every head block: the last trunk rate, 0 with concrete
+        dropout or no trunk.
+    architecture, activation, balancing, solver, device : str
+    n_experts : int
+        1 unless ``architecture="mmoe"``.
+    batch_norm, shuffle : bool
+    learning_rate, alpha, l1_ratio, group_lasso : float
+    batch_size : int
+    """
+
+    hidden_layer_sizes: tuple
+    dropout: tuple
+    head_layer_sizes: tuple
+    head_dropout: float
+    architecture: str
+    n_experts: int
+    activation: str
+    batch_norm: bool
+    balancing: str
+    solver: str
+    learning_rate: float
+    batch_size: int
+    shuffle: bool
+    device: str
+    alpha: float
+    l1_ratio: float
+    group_lasso: float
+
+    @property
+    def concrete(self):
+        return "concrete" in self.dropout
+
+    @property
+    def predict_batch_size(self):
+        return PREDICT_BATCH_SIZE["cpu" if self.device == "cpu" else "cuda"]
+
+    @property
+    def mc_max_rows(self):
+        return MC_MAX_ROWS["cpu" if self.device == "cpu" else "cuda"]
+
+    def optimizer(self):
+        """The torch optimizer class and its keyword arguments.
+
+        A fused step updates all parameters in one kernel instead of a
+        handful of ops per parameter; torch has it for Adam, AdamW and SGD
+        on CPU and CUDA and for Adagrad on CPU. RMSprop gets the
+        multi-tensor (foreach) step. Learned scalars (concrete dropout
+        logits, task-balancing weights) train at ``LEARNED_LR_FACTOR`` times
+        the rate.
+        """
+        cls, defaults = SOLVERS[self.solver]
+        kwargs = dict(defaults)
+        if self.solver in ("adam", "adamw", "sgd") or (
+            self.solver == "adagrad" and self.device == "cpu"
+        ):
+            kwargs["fused"] = True
+        else:
+            kwargs["foreach"] = True
+        learned = ["balancer.*"] + (["trunk.*.logit"] if self.concrete else [])
+        kwargs["param_groups"] = [
+            (pattern, {"lr": LEARNED_LR_FACTOR * self.learning_rate})
+            for pattern in learned
+        ]
+        return cls, kwargs
+
+
+def _positive_int_tuple(value, name):
+    if not np.size(value):
+        return ()
+    sizes = np.atleast_1d(np.asarray(value, dtype=object))
+    if sizes.ndim != 1 or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(
+            f"{name} must be a sequence of positive integers; got {value!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _dropout_rates(dropout, n_layers):
+    """One rate (or ``"concrete"``) per trunk layer, from the ``dropout`` parameter."""
+    if isinstance(dropout, str):  # "concrete", checked by the constraints
+        return (dropout,) * n_layers
+    try:
+        rates = np.atleast_1d(np.asarray(dropout, dtype=float))
+    except (TypeError, ValueError):
+        rates = np.array([np.nan])  # reported below
+    if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
+        raise ValueError(
+            f"dropout must be a float in [0, 1), one such rate per trunk layer, "
+            f"or 'concrete'; got {dropout!r}."
+        )
+    if np.ndim(dropout) == 0:
+        rates = np.repeat(rates, n_layers)
+    elif len(rates) != n_layers:
+        raise ValueError(
+            f"dropout must have one rate per trunk layer (hidden_layer_sizes has "
+            f"{n_layers}); got {len(rates)} rates."
+        )
+    return tuple(float(r) for r in rates)
+
+
+def resolve_device(device):
+    """``"cpu"`` or ``"cuda"`` from the ``device`` parameter."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch finds no CUDA device; "
+            "use device='cpu' or device='auto'."
+        )
+    return device
+
+
+def resolve_config(estimator, device=None):
+    """The :class:`NetConfig` of an estimator's hyperparameters.
+
+    ``device`` overrides the estimator's own (``load`` does). Raises the
+    errors that the parameter constraints cannot express: layer sizes,
+    per-layer dropout rates, MMoE without layers, a balancing method that
+    needs a trunk without one.
+    """
+    sizes = _positive_int_tuple(estimator.hidden_layer_sizes, "hidden_layer_sizes")
+    head_sizes = _positive_int_tuple(estimator.head_layer_sizes, "head_layer_sizes")
+    dropout = _dropout_rates(estimator.dropout, len(sizes))
+    mmoe = estimator.architecture == "mmoe"
+    if mmoe and not sizes:
+        raise ValueError(NO_EXPERT_LAYERS)
+    balancing = estimator.task_balancing
+    if BALANCERS[balancing].needs_trunk and not sizes:
+        raise ValueError(
+            f"task_balancing={balancing!r} balances the tasks' gradients on the "
+            f"shared trunk, but hidden_layer_sizes is empty (no trunk); give "
+            f"hidden_layer_sizes at least one layer or use another task_balancing."
+        )
+    concrete = isinstance(estimator.dropout, str)
+    batch_size = estimator.batch_size
+    return NetConfig(
+        hidden_layer_sizes=sizes,
+        dropout=dropout,
+        head_layer_sizes=head_sizes,
+        head_dropout=dropout[-1] if dropout and not concrete else 0.0,
+        architecture=estimator.architecture,
+        n_experts=int(estimator.n_experts) if mmoe else 1,
+        activation=estimator.activation,
+        batch_norm=bool(estimator.batch_norm),
+        balancing=balancing,
+        solver=estimator.solver,
+        learning_rate=float(estimator.learning_rate_init),
+        batch_size=AUTO_BATCH_SIZE if batch_size == "auto" else int(batch_size),
+        shuffle=bool(estimator.shuffle),
+        device=resolve_device(estimator.device if device is None else device),
+        alpha=float(estimator.alpha),
+        l1_ratio=float(estimator.l1_ratio),
+        group_lasso=float(estimator.group_lasso),
+    )
+
+
+def resolve_task_weights(task_weights, n_tasks, columns="column of y"):
+    """The ``(n_tasks,)`` float32 static task weights; ``columns`` says what a
+    task is, for the message."""
+    if task_weights is None:
+        return np.ones(n_tasks, dtype=np.float32)
+    weights = np.asarray(task_weights, dtype=np.float64).ravel()
+    if len(weights) != n_tasks:
+        raise ValueError(
+            f"task_weights must have one entry per task ({columns}); "
+            f"got {len(weights)} entries for {n_tasks} tasks."
+        )
+    if not np.all(np.isfinite(weights) & (weights >= 0)):
+        raise ValueError(
+            f"task_weights must be finite and non-negative; got {task_weights!r}."
+        )
+    return weights.astype(np.float32)

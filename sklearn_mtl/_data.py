@@ -1,0 +1,95 @@
+"""Tensors and the iterator that slices them into batches.
+
+Batches are slices of tensors built once per fit (dense data lives on the
+training device; sparse data stays a scipy matrix and is densified one batch
+at a time), so no per-row ``__getitem__`` runs in the training loop.
+"""
+
+import math
+import warnings
+
+import scipy.sparse as sp
+import torch
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """Rows of ``X`` with their encoded targets and per-task loss weights.
+
+    ``X`` is a float32 tensor (already on ``device``) or a scipy CSR matrix.
+    ``targets`` holds class indices or standardised values (0 where missing)
+    and ``weights`` the loss weight of each entry (0 where missing); both are
+    views of one ``(n, 2 * n_tasks)`` tensor, so a batch takes one gather.
+    """
+
+    def __init__(self, X, targets=None, weights=None, device="cpu"):
+        self.X = X
+        self.device = device
+        self.labels = None
+        if targets is not None:
+            self.n_tasks = targets.shape[1]
+            self.labels = torch.cat([targets, weights], dim=1)
+
+    @property
+    def targets(self):
+        return None if self.labels is None else self.labels[:, : self.n_tasks]
+
+    @property
+    def weights(self):
+        return None if self.labels is None else self.labels[:, self.n_tasks :]
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def batch(self, index):
+        """``(X, (targets, weights))`` of the rows ``index`` (a slice or an
+        index tensor); ``(X, None)`` without targets."""
+        if torch.is_tensor(self.X):
+            Xb = self.X[index]
+        else:
+            rows = index.cpu().numpy() if torch.is_tensor(index) else index
+            Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
+        if self.labels is None:
+            return Xb, None
+        labels = self.labels[index]
+        return Xb, (labels[:, : self.n_tasks], labels[:, self.n_tasks :])
+
+
+def make_dataset(X, targets=None, weights=None, device="cpu"):
+    """A :class:`TensorDataset` of float32 ``X`` (dense or CSR) and, when
+    given, the ``(n, n_tasks)`` float32 ``targets`` and ``weights``."""
+    if not sp.issparse(X):
+        with warnings.catch_warnings():
+            # Read-only input (joblib's memmaps) is shared, never written.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            X = torch.as_tensor(X, device=device)
+    if targets is not None:
+        targets = torch.as_tensor(targets, device=device)
+        weights = torch.as_tensor(weights, device=device)
+    return TensorDataset(X, targets, weights, device=device)
+
+
+class BatchIterator:
+    """Yield batches of a :class:`TensorDataset` by slicing its tensors.
+
+    The order is drawn with ``torch.randperm`` from torch's global generator,
+    which the estimators seed from ``random_state``.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        n, size = len(self.dataset), self.batch_size
+        if self.shuffle:
+            device = self.dataset.X.device if torch.is_tensor(self.dataset.X) else "cpu"
+            order = torch.randperm(n, device=device)
+            for start in range(0, n, size):
+                yield self.dataset.batch(order[start : start + size])
+        else:
+            for start in range(0, n, size):
+                yield self.dataset.batch(slice(start, start + size))

@@ -1,0 +1,80 @@
+"""The callbacks of a fit: one scoring path for early stopping, records."""
+
+import numpy as np
+import pytest
+from skorch.callbacks import Callback
+
+from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier
+
+
+class CaptureValidation(Callback):
+    """Keep the validation rows the net was given."""
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        self.X_ = dataset_valid.X.numpy()
+        self.targets_ = dataset_valid.targets.numpy()
+        self.weights_ = dataset_valid.weights.numpy()
+
+
+def _rows_of(X, rows):
+    index = {row.tobytes(): i for i, row in enumerate(X)}
+    return np.array([index[row.tobytes()] for row in rows])
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = ((X[:, 0] + rng.normal(scale=1.0, size=400)) > 0.4).astype(int)
+    sample_weight = np.where(X[:, 1] > 0, 10.0, 1.0)
+    return X, y, sample_weight
+
+
+def _fit(X, y, **fit_params):
+    est = MultiTaskNetClassifier(
+        (8,), max_iter=3, early_stopping=True, validation_fraction=0.5, random_state=0,
+        callbacks=[("capture", CaptureValidation())], **fit_params.pop("params", {}),
+    )
+    est.fit(X, y, **fit_params)
+    return est, dict(est.net_.callbacks_)["capture"]
+
+
+def test_validation_score_is_score_weighted_by_sample_weight(noisy):
+    X, y, sample_weight = noisy
+    est, valid = _fit(X, y, sample_weight=sample_weight)
+    rows = _rows_of(X, valid.X_)
+    np.testing.assert_allclose(valid.weights_[:, 0], sample_weight[rows])
+    weighted = est.score(X[rows], y[rows], sample_weight=sample_weight[rows])
+    # The weights matter on these rows, so the test tells the two apart.
+    assert abs(weighted - est.score(X[rows], y[rows])) > 1e-3
+    assert est.best_validation_score_ == pytest.approx(weighted, abs=1e-6)
+
+
+def test_validation_score_includes_class_weights(noisy):
+    X, y, _ = noisy
+    class_weight = {0: 1.0, 1: 5.0}
+    est, valid = _fit(X, y, params={"class_weight": class_weight})
+    rows = _rows_of(X, valid.X_)
+    expected_weights = np.where(y[rows] == 1, 5.0, 1.0)
+    np.testing.assert_allclose(valid.weights_[:, 0], expected_weights)
+    weighted = est.score(X[rows], y[rows], sample_weight=expected_weights)
+    assert abs(weighted - est.score(X[rows], y[rows])) > 1e-3
+    assert est.best_validation_score_ == pytest.approx(weighted, abs=1e-6)
+
+
+def test_validation_score_of_a_mixed_model_is_its_score(noisy):
+    X, y, sample_weight = noisy
+    Y = np.column_stack([y, X[:, 2] * 3 + X[:, 3]])
+    est = MultiTaskNet(
+        (8,), max_iter=3, early_stopping=True, validation_fraction=0.5, random_state=0,
+        callbacks=[("capture", CaptureValidation())],
+    ).fit(X, Y, sample_weight=sample_weight)
+    valid = dict(est.net_.callbacks_)["capture"]
+    rows = _rows_of(X, valid.X_)
+    expected = est.score(X[rows], Y[rows], sample_weight=sample_weight[rows])
+    assert est.best_validation_score_ == pytest.approx(expected, abs=1e-5)
+    history = est.net_.history
+    best = int(np.argmax(history[:, "valid_score"]))
+    assert history[best, "valid_score"] == pytest.approx(
+        np.mean([history[best, "valid_score_task0"], history[best, "valid_score_task1"]])
+    )

@@ -1,0 +1,68 @@
+"""Task specifications and the output layout."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mtl._tasks import CLASSIFICATION, REGRESSION, OutputLayout, TaskSpec
+
+C, R = CLASSIFICATION, REGRESSION
+
+
+def test_layout_slices_and_blocks_follow_the_tasks():
+    layout = OutputLayout((C, C, R, R, C, C), (2, 2, 1, 1, 3, 2))
+    assert layout.n_tasks == 6 and layout.n_outputs == 11
+    assert [(s.start, s.stop) for s in layout.slices] == [
+        (0, 2), (2, 4), (4, 5), (5, 6), (6, 9), (9, 11)
+    ]
+    # Consecutive tasks of one kind and size share a block.
+    assert [(b.kind, b.first, b.stop, b.column, b.size) for b in layout.blocks] == [
+        (C, 0, 2, 0, 2), (R, 2, 4, 4, 1), (C, 4, 5, 6, 3), (C, 5, 6, 9, 2)
+    ]
+    assert layout.blocks[0].columns == slice(0, 4)
+    np.testing.assert_array_equal(layout.column_task(), [0, 0, 1, 1, 2, 3, 4, 4, 4, 5, 5])
+
+
+def test_layout_from_tasks_reads_each_spec():
+    tasks = [TaskSpec(C, classes=np.array(["a", "b", "c"])), TaskSpec(R, mean=1.0, scale=2.0)]
+    layout = OutputLayout.from_tasks(tasks)
+    assert layout.kinds == (C, R) and layout.sizes == (3, 1)
+
+
+def test_layout_softmax_per_classification_task_only():
+    layout = OutputLayout((C, C, R, C), (2, 2, 1, 3))
+    torch.manual_seed(0)
+    logits = torch.randn(5, 8)
+    expected = logits.clone()
+    for kind, cols in zip(layout.kinds, layout.slices):
+        if kind == C:
+            expected[:, cols] = logits[:, cols].softmax(dim=1)
+    out = layout.softmax(logits.clone())
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(out[:, 4], logits[:, 4])  # the regression value
+
+
+def test_layout_split_gives_contiguous_columns_of_the_tasks_asked_for():
+    layout = OutputLayout((C, R, C), (2, 1, 3))
+    outputs = np.arange(30, dtype=np.float32).reshape(5, 6)
+    parts = layout.split(outputs)
+    assert [p.shape for p in parts] == [(5, 2), (5, 1), (5, 3)]
+    assert all(p.flags.c_contiguous for p in parts)
+    np.testing.assert_array_equal(parts[2], outputs[:, 3:])
+    tail = layout.split(outputs, slice(1, None))
+    assert len(tail) == 2 and np.array_equal(tail[0], outputs[:, 2:3])
+
+
+def test_task_spec_encodes_and_decodes():
+    spec = TaskSpec(C, classes=np.array(["no", "yes"]))
+    column = np.array(["yes", "no", None], dtype=object)
+    encoded = spec.encode(column, np.array([False, False, True]))
+    np.testing.assert_array_equal(encoded[:2], [1, 0])
+    assert np.isnan(encoded[2])
+    assert list(spec.decode(np.array([[0.2, 0.8], [0.9, 0.1]]))) == ["yes", "no"]
+    with pytest.raises(ValueError, match="not among the classes"):
+        spec.encode(np.array(["maybe"], dtype=object), np.array([False]))
+    reg = TaskSpec(R, mean=10.0, scale=2.0)
+    values = np.array([12.0, 8.0])
+    np.testing.assert_allclose(reg.encode(values, np.zeros(2, bool)), [1.0, -1.0])
+    np.testing.assert_allclose(reg.decode(np.array([[1.0], [-1.0]], np.float32)), values)
