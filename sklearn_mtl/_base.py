@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
@@ -95,7 +95,10 @@ class BaseMultiTaskNet(BaseEstimator):
         "shuffle": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -272,6 +275,11 @@ class BaseMultiTaskNet(BaseEstimator):
             )
             self.n_aux_tasks_ = len(aux_columns)
             self._y_1d = one_d
+            # Column names of DataFrame targets, for displays.
+            self._target_names = (
+                names if hasattr(y, "iloc") and not one_d else None,
+                aux_names if hasattr(aux_targets, "iloc") else None,
+            )
         targets = np.column_stack(
             [
                 spec.encode(column, miss, source)
@@ -364,6 +372,8 @@ class BaseMultiTaskNet(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
         config = resolve_config(self)
@@ -390,7 +400,7 @@ class BaseMultiTaskNet(BaseEstimator):
         if not continuing:
             self._rng = check_random_state(self.random_state)
         seed = int(self._rng.randint(np.iinfo(np.int32).max))
-        early_stopping = self.early_stopping and not incremental
+        early_stopping = self.early_stopping
         callbacks = training_callbacks(
             config,
             dynamic_balancing=BALANCERS[config.balancing].dynamic,
@@ -417,7 +427,7 @@ class BaseMultiTaskNet(BaseEstimator):
         history = self.net_.history
         self.dropout_ = self.net_.dropout_rates()
         self.task_weights_ = self.net_.task_weights()
-        self.n_iter_ = len(history)
+        self.n_iter_ = n_epochs
         self.loss_curve_ = [epoch["train_loss"] for epoch in history]
         self.validation_scores_ = [
             epoch["valid_score"] for epoch in history if "valid_score" in epoch
@@ -439,18 +449,23 @@ class BaseMultiTaskNet(BaseEstimator):
         """The training dataset, and the validation dataset or None."""
         if not early_stopping:
             return make_dataset(X, targets, weights, device), None
+        # Stratified on the first task when it is a fully labelled
+        # classification task; as in MLPClassifier, a class too small to be
+        # split is train_test_split's error.
         first = self.tasks_[0]
-        stratify = None
-        if first.kind == CLASSIFICATION and np.all(weights[:, 0] > 0):
-            counts = np.bincount(targets[:, 0].astype(int))
-            if counts[counts > 0].min() >= 2:
-                stratify = targets[:, 0]
+        fully_labelled = np.all(weights[:, 0] > 0)
+        stratify = targets[:, 0] if first.kind == CLASSIFICATION and fully_labelled else None
         train_rows, valid_rows = train_test_split(
             np.arange(X.shape[0]),
             test_size=self.validation_fraction,
             stratify=stratify,
             random_state=self._rng,
         )
+        if len(valid_rows) < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
         valid_weights = weights[valid_rows]
         # The validation score is the estimator's score, over the tasks of y
         # only: held-out rows keep no auxiliary label, and a task without
@@ -498,11 +513,20 @@ class BaseMultiTaskNet(BaseEstimator):
         if not return_std:
             values = [spec.decode(out) for spec, out in zip(tasks, self._task_outputs(X))]
             return values[0] if self._y_1d else _stack_columns(values)
+        # Zeros would read as certainty: without stochastic passes of a
+        # dropout layer there is no spread to report.
         if self.mc_samples == 0:
             raise ValueError(
                 "predict(return_std=True) needs Monte-Carlo dropout: set "
                 "mc_samples to a positive number of stochastic passes (e.g. 100) "
                 f"and a dropout rate above 0; got mc_samples={self.mc_samples}."
+            )
+        if not any(rate > 0 for rate in self.dropout_):
+            raise ValueError(
+                "predict(return_std=True) needs Monte-Carlo dropout, but the model "
+                f"has no dropout layer (dropout={self.dropout!r}): every pass "
+                "would be the same. Fit it with a dropout rate above 0 (e.g. "
+                "dropout=0.2) or dropout='concrete'."
             )
         means, stds = self._task_outputs(X, return_std=True)
         values = [spec.decode(mean) for spec, mean in zip(tasks, means)]

@@ -192,9 +192,24 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         self : MultiTaskNetClassifier
             The updated estimator.
         """
+        if classes is not None and hasattr(self, "tasks_"):
+            self._check_same_classes(classes)
         return self._fit(
             X, y, aux_targets, sample_weight, incremental=True, classes=classes
         )
+
+    def _check_same_classes(self, classes):
+        """``classes`` of a later ``partial_fit`` must be those of the first."""
+        tasks = self.tasks_[: self._n_main_tasks]
+        given = [classes] if self._y_1d else list(classes)
+        if len(given) != len(tasks) or not all(
+            np.array_equal(np.unique(np.asarray(labels)), spec.classes)
+            for labels, spec in zip(given, tasks)
+        ):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to "
+                f"partial_fit, was: {self.classes_!r}"
+            )
 
     def predict(self, X):
         """Predict the label of every task.

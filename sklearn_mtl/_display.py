@@ -1,6 +1,7 @@
 """Per-task learning curves drawn from a fitted estimator's history."""
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -94,8 +95,11 @@ class MultiTaskLearningCurveDisplay:
 
         Parameters
         ----------
-        estimator : MultiTaskNetClassifier or MultiTaskNetRegressor
-            A fitted estimator.
+        estimator : MultiTaskNetClassifier, MultiTaskNetRegressor, MultiTaskNet \
+                or Pipeline
+            A fitted estimator, or a fitted pipeline ending in one. The
+            curves are named after the columns of ``y`` (and of
+            ``aux_targets``) when they were DataFrames.
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure when None.
         log_scale : bool, default=False
@@ -118,13 +122,20 @@ class MultiTaskLearningCurveDisplay:
         1
         """
         _check_matplotlib()
+        if isinstance(estimator, Pipeline):  # the curves are its last step's
+            estimator = estimator[-1]
         check_is_fitted(estimator, "net_")
         history = estimator.net_.history
         n_tasks = len(estimator.tasks_)
         n_main = n_tasks - estimator.n_aux_tasks_
-        names = [f"y[{t}]" if t < n_main else f"aux_targets[{t - n_main}]"
-                 for t in range(n_tasks)]
-        if n_tasks == 1 or (n_main == 1 and estimator._y_1d):
+        y_names, aux_names = getattr(estimator, "_target_names", (None, None))
+        names = [
+            f"y[{t}]" if y_names is None else str(y_names[t]) for t in range(n_main)
+        ] + [
+            f"aux_targets[{j}]" if aux_names is None else str(aux_names[j])
+            for j in range(n_tasks - n_main)
+        ]
+        if y_names is None and (n_tasks == 1 or (n_main == 1 and estimator._y_1d)):
             names[0] = "y"
 
         def curves(prefix):

@@ -54,8 +54,10 @@ class TaskSpec:
             if np.any(unknown):
                 raise ValueError(
                     f"{source} contains labels {np.unique(labelled[unknown])!r} that "
-                    f"are not among the classes seen in the first fit "
-                    f"{self.classes!r}."
+                    f"are not among the model's classes {self.classes!r}, which "
+                    f"are fixed when training starts. For partial_fit, pass every "
+                    f"label with classes= on its first call; with warm_start, "
+                    f"refit with warm_start=False."
                 )
             encoded[~missing] = index
         else:
@@ -278,7 +280,16 @@ def declared_specs(classes, one_d, n_tasks):
         )
     specs = []
     for t, labels in enumerate(per_task):
-        labels = np.unique(np.asarray(labels))
+        labels = np.asarray(labels)
+        if labels.ndim == 1 and is_missing(labels.astype(object)).any():
+            # What scikit-learn's label encoding makes of a missing label (as
+            # in cross_val_predict(method="predict_proba")): not a class.
+            raise ValueError(
+                f"classes of task {t} holds a missing value (NaN or None), which "
+                f"marks an unlabelled sample and cannot be a class; got {labels!r}. "
+                f"Pass the labels only."
+            )
+        labels = np.unique(labels)
         if len(labels) < 2:
             raise ValueError(
                 f"classes of task {t} must hold at least 2 labels; got {labels!r}."

@@ -19,6 +19,7 @@ SCORER_METRICS = {
     "accuracy": ("predict", CLASSIFICATION),
     "r2": ("predict", REGRESSION),
     "roc_auc": ("predict_proba", CLASSIFICATION),
+    "score": ("predict", None),  # each task by its kind
 }
 
 
@@ -79,9 +80,17 @@ def per_task_scores(y_true, y_pred, task_types, sample_weight=None):
         if kind == CLASSIFICATION:
             scores[t] = np.average(true[labelled] == predicted[labelled], weights=w)
         elif kind == REGRESSION:
+            try:
+                true_values = true[labelled].astype(float)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Task {t} of y_true is scored as a regression task (R²) but "
+                    f"holds non-numeric values such as {true[labelled][0]!r}; for "
+                    f"a model that mixes classification and regression tasks, give "
+                    f"the scorers the kind of each task with task_types=."
+                ) from None
             scores[t] = r2_score(
-                true[labelled].astype(float), predicted[labelled].astype(float),
-                sample_weight=w,
+                true_values, predicted[labelled].astype(float), sample_weight=w
             )
         else:
             raise ValueError(
@@ -203,28 +212,96 @@ def _task_probabilities(y_proba, one_d):
     return [np.column_stack([1 - p, p]) for p in y_proba.T]
 
 
-def _task_score(y_true, y_pred, *, metric, task, sample_weight=None):
+def _check_kinds(task_types, n_tasks):
+    kinds = list(task_types)
+    if len(kinds) != n_tasks:
+        raise ValueError(
+            f"task_types must give the kind of each of the {n_tasks} task(s) of y; "
+            f"got {len(kinds)} entries."
+        )
+    for kind in kinds:
+        if kind not in (CLASSIFICATION, REGRESSION):
+            raise ValueError(
+                f"task_types must hold 'classification' or 'regression'; got {kind!r}."
+            )
+    return kinds
+
+
+def _check_accuracy_column(column, task):
+    """Accuracy on a column of non-integral numbers is a regression task scored
+    as if it were classification: an error, not a silent 0."""
+    values = column[~is_missing(column)]
+    if values.dtype.kind in "fc" or values.dtype == object:
+        try:
+            numbers = values.astype(np.float64)
+        except (TypeError, ValueError):
+            return
+        if len(numbers) and not np.array_equal(numbers, np.round(numbers)):
+            raise ValueError(
+                f"The 'accuracy' scorer got non-integral values for task {task} of "
+                f"y, a regression task; score it with 'r2', or give the scorers "
+                f"the kind of each task with task_types=."
+            )
+
+
+def _task_score(y_true, y_pred, *, metric, task, task_types=None, sample_weight=None):
     """The score function behind :func:`make_task_scorer`."""
     one_d = np.ndim(y_true) == 1
-    if metric == "roc_auc":
-        scores = per_task_roc_auc(
-            y_true, _task_probabilities(y_pred, one_d), sample_weight=sample_weight
-        )
-    else:
-        n_tasks = 1 if one_d else np.shape(y_true)[1]
-        kind = SCORER_METRICS[metric][1]
-        scores = per_task_scores(y_true, y_pred, [kind] * n_tasks, sample_weight)
-    if task is None:
-        return float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else np.nan
-    if task >= len(scores):
+    n_tasks = 1 if one_d else np.shape(y_true)[1]
+    if task is not None and task >= n_tasks:
         raise ValueError(
-            f"The scorer is for task {task} but y has {len(scores)} tasks; "
+            f"The scorer is for task {task} but y has {n_tasks} tasks; "
             f"tasks are numbered from 0."
         )
+    wanted = SCORER_METRICS[metric][1]
+    if task_types is None:  # every task is of the metric's kind
+        kinds = [wanted] * n_tasks
+        if metric == "score":
+            raise ValueError("The 'score' scorer needs task_types.")
+    else:
+        kinds = _check_kinds(task_types, n_tasks)
+    if metric == "score":
+        scored = list(range(n_tasks))
+    else:
+        scored = [t for t, kind in enumerate(kinds) if kind == wanted]
+        if task is not None and kinds[task] != wanted:
+            raise ValueError(
+                f"The {metric!r} scorer is for {wanted} tasks, but task {task} of y "
+                f"is a {kinds[task]} task."
+            )
+        if not scored:
+            raise ValueError(
+                f"The {metric!r} scorer is for {wanted} tasks, and y has none "
+                f"(task_types={kinds})."
+            )
+    scores = np.full(n_tasks, np.nan)
+    columns = target_columns(y_true, len(y_true))[0]
+    if metric == "roc_auc":
+        probas = _task_probabilities(y_pred, one_d and n_tasks == 1)
+        if len(probas) != len(scored):
+            raise ValueError(
+                f"The 'roc_auc' scorer got class probabilities of {len(probas)} "
+                f"task(s) for the {len(scored)} classification task(s) of y; for a "
+                f"model that mixes classification and regression tasks, give the "
+                f"scorers the kind of each task with task_types=."
+            )
+        truth = columns[0] if one_d else np.column_stack(
+            [columns[t].astype(object) for t in scored]
+        )
+        scores[scored] = per_task_roc_auc(
+            truth, probas if not one_d else probas[0], sample_weight=sample_weight
+        )
+    else:
+        if metric == "accuracy" and task_types is None:
+            for t in scored if task is None else [task]:
+                _check_accuracy_column(columns[t], t)
+        scores = per_task_scores(y_true, y_pred, kinds, sample_weight)
+    if task is None:
+        return mean_score(scores[scored])
     return float(scores[task])
 
 
-def make_task_scorer(metric, task=None):
+def make_task_scorer(metric, task=None, task_types=None):
     """Scorer of one task, or of the mean over tasks, on labelled entries only.
 
     The scorer follows scikit-learn's protocol (``scorer(estimator, X, y)``,
@@ -236,14 +313,23 @@ def make_task_scorer(metric, task=None):
 
     Parameters
     ----------
-    metric : {"accuracy", "roc_auc", "r2"}
+    metric : {"accuracy", "roc_auc", "r2", "score"}
         Accuracy of ``predict`` or ROC AUC of ``predict_proba`` (one class
         against the rest for more than two classes, see
         :func:`per_task_roc_auc`) for classification tasks; R² of
-        ``predict`` for regression tasks.
+        ``predict`` for regression tasks; ``"score"`` each task by its kind
+        (accuracy or R², as the estimators' ``score``; needs
+        ``task_types``).
     task : int, default=None
-        Column of ``y`` to score; ``None`` scores the mean over tasks,
-        skipping those whose score is undefined (``NaN``).
+        Column of ``y`` to score; ``None`` scores the mean over the tasks
+        the metric is for, skipping those whose score is undefined (``NaN``).
+    task_types : list of {"classification", "regression"}, default=None
+        The kind of each task of ``y`` (a fitted
+        :class:`~sklearn_mtl.MultiTaskNet`'s ``task_types_``), for a model
+        that mixes both kinds: a metric then scores only the tasks of its
+        kind, and asking it for a task of the other kind is an error. When
+        None every task is taken to be of the metric's kind (a classifier's
+        or a regressor's tasks).
 
     Returns
     -------
@@ -288,13 +374,25 @@ def make_task_scorer(metric, task=None):
             f"task must be a column index of y (an int >= 0) or None for the mean "
             f"over tasks; got {task!r}."
         )
+    if task_types is not None:
+        task_types = _check_kinds(task_types, len(task_types))
+        if task is not None and task >= len(task_types):
+            raise ValueError(
+                f"task is {task} but task_types gives {len(task_types)} tasks."
+            )
+    elif metric == "score":
+        raise ValueError(
+            "metric='score' scores each task by its kind: give task_types, the "
+            "kind of each task (a fitted MultiTaskNet's task_types_)."
+        )
     response_method = SCORER_METRICS[metric][0]
     return make_scorer(
-        _task_score, response_method=response_method, metric=metric, task=task
+        _task_score, response_method=response_method, metric=metric, task=task,
+        task_types=task_types,
     )
 
 
-def make_task_scorers(metrics, n_tasks):
+def make_task_scorers(metrics, n_tasks=None, task_types=None):
     """A ``scoring=`` dict with each task's score and their mean.
 
     Parameters
@@ -302,16 +400,24 @@ def make_task_scorers(metrics, n_tasks):
     metrics : str or list of str
         One or more of ``"accuracy"``, ``"roc_auc"`` and ``"r2"`` (see
         :func:`make_task_scorer`).
-    n_tasks : int
-        Number of tasks (columns of ``y``).
+    n_tasks : int, default=None
+        Number of tasks (columns of ``y``); may be left out when
+        ``task_types`` is given.
+    task_types : list of {"classification", "regression"}, default=None
+        The kind of each task, for a model that mixes both kinds (a fitted
+        :class:`~sklearn_mtl.MultiTaskNet`'s ``task_types_``): each task then
+        gets the scorers of the metrics for its kind only, each metric's mean
+        is over the tasks of its kind, and ``"mean_score"`` is the mean of the
+        tasks' scores by kind (accuracy or R², the estimator's ``score``).
 
     Returns
     -------
     scoring : dict
         ``"task{t}_{metric}"`` for each task ``t`` and ``"mean_{metric}"``,
-        for each metric. In a search, ``cv_results_`` then holds
-        ``"mean_test_task0_accuracy"`` and so on; pass ``refit=`` one of the
-        names to pick the best parameters by it.
+        for each metric (and ``"mean_score"`` with ``task_types``). In a
+        search, ``cv_results_`` then holds ``"mean_test_task0_accuracy"`` and
+        so on; pass ``refit=`` one of the names to pick the best parameters
+        by it.
 
     See Also
     --------
@@ -334,13 +440,38 @@ def make_task_scorers(metrics, n_tasks):
     >>> results = cross_validate(clf, X, Y, cv=KFold(3), scoring=scoring)
     >>> results["test_task1_roc_auc"].shape
     (3,)
+
+    For a model that mixes both kinds, name each task's kind:
+
+    >>> sorted(make_task_scorers(["accuracy", "r2"], task_types=[
+    ...     "classification", "regression"]))  # doctest: +NORMALIZE_WHITESPACE
+    ['mean_accuracy', 'mean_r2', 'mean_score', 'task0_accuracy', 'task1_r2']
     """
+    if task_types is not None:
+        task_types = _check_kinds(task_types, len(task_types))
+        if n_tasks is None:
+            n_tasks = len(task_types)
+        elif n_tasks != len(task_types):
+            raise ValueError(
+                f"n_tasks is {n_tasks} but task_types gives {len(task_types)} kinds."
+            )
     if not isinstance(n_tasks, Integral) or n_tasks < 1:
         raise ValueError(f"n_tasks must be a positive int; got {n_tasks!r}.")
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     scoring = {}
     for metric in metrics:
-        for task in range(n_tasks):
-            scoring[f"task{task}_{metric}"] = make_task_scorer(metric, task)
-        scoring[f"mean_{metric}"] = make_task_scorer(metric)
+        if metric not in SCORER_METRICS or metric == "score":
+            raise ValueError(
+                f"metrics must be among 'accuracy', 'r2' and 'roc_auc'; got {metric!r}."
+            )
+        wanted = SCORER_METRICS[metric][1]
+        tasks = range(n_tasks) if task_types is None else [
+            t for t, kind in enumerate(task_types) if kind == wanted
+        ]
+        for task in tasks:
+            scoring[f"task{task}_{metric}"] = make_task_scorer(metric, task, task_types)
+        if tasks:
+            scoring[f"mean_{metric}"] = make_task_scorer(metric, None, task_types)
+    if task_types is not None:
+        scoring["mean_score"] = make_task_scorer("score", None, task_types)
     return scoring

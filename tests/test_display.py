@@ -61,3 +61,19 @@ def test_missing_matplotlib_is_a_clear_import_error(monkeypatch, two_task_data):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         MultiTaskLearningCurveDisplay.from_estimator(est)
+
+
+def test_pipeline_and_dataframe_column_names(two_task_data):
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, colour, size = two_task_data
+    y = pd.DataFrame({"colour": colour, "size": size})
+    aux = pd.DataFrame({"noise": (X[:, 0] > 0)})
+    pipe = make_pipeline(StandardScaler(), MultiTaskNetClassifier(**PARAMS))
+    pipe.fit(X, y, multitasknetclassifier__aux_targets=aux)
+    display = MultiTaskLearningCurveDisplay.from_estimator(pipe)
+    assert [line.get_label() for line in display.lines_] == [
+        "colour (train)", "size (train)", "noise (train)"
+    ]

@@ -191,7 +191,7 @@ def test_r2_scorer_for_regression_tasks(tasks):
 
 def test_scorer_factory_errors(tasks, fitted):
     X, Y = tasks
-    with pytest.raises(ValueError, match="metric must be one of \\['accuracy', 'r2', 'roc_auc'\\]; got 'f1'"):
+    with pytest.raises(ValueError, match="metric must be one of \\['accuracy', 'r2', 'roc_auc', 'score'\\]; got 'f1'"):
         make_task_scorer("f1")
     with pytest.raises(ValueError, match="task must be a column index of y .* got -1"):
         make_task_scorer("accuracy", task=-1)

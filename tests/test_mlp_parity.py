@@ -1,0 +1,104 @@
+"""Where a name is MLPClassifier's, the behaviour is MLPClassifier's too."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, y
+
+
+def test_partial_fit_with_other_classes_is_an_error(data):
+    clf = MultiTaskNetClassifier((4,), random_state=0)
+    clf.partial_fit([[3, 2]], [0], classes=[0, 1])
+    clf.partial_fit([[3, 2]], [0], classes=[1, 0])  # the same set
+    with pytest.raises(ValueError, match=r"classes=\[1, 2\]. is not the same as on last call"):
+        clf.partial_fit([[3, 2]], [0], classes=[1, 2])
+    multi = MultiTaskNetClassifier((4,), random_state=0)
+    Y = np.array([[0, "a"], [1, "b"]], dtype=object)
+    multi.partial_fit([[3, 2], [1, 1]], Y, classes=[[0, 1], ["a", "b"]])
+    with pytest.raises(ValueError, match="is not the same as on last call"):
+        multi.partial_fit([[3, 2]], Y[:1], classes=[[0, 1], ["a", "c"]])
+
+
+def test_unseen_label_in_partial_fit_suggests_classes():
+    clf = MultiTaskNetClassifier((4,), random_state=0).partial_fit([[3, 2], [1, 1]], [0, 1])
+    with pytest.raises(ValueError, match=r"labels array\(\[2\]\).*pass every label with classes="):
+        clf.partial_fit([[3, 2]], [2])
+
+
+def test_n_iter_counts_the_epochs_of_the_latest_call(data):
+    X, y = data
+    clf = MultiTaskNetClassifier((4,), max_iter=3, n_iter_no_change=50, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    with pytest.warns(ConvergenceWarning):
+        clf.set_params(warm_start=True).fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 6
+    inc = MultiTaskNetClassifier((4,), random_state=0).partial_fit(X, y).partial_fit(X, y)
+    assert inc.n_iter_ == 1 and len(inc.loss_curve_) == 2
+
+
+def test_n_iter_no_change_accepts_inf(data):
+    X, y = data
+    clf = MultiTaskNetClassifier((4,), max_iter=4, n_iter_no_change=np.inf, tol=10.0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 4  # a tol no epoch meets never stops it
+
+
+def test_early_stopping_split_errors_are_mlps(data):
+    X, y = data
+    one_member = y.copy()
+    one_member[0] = 2
+    with pytest.raises(ValueError, match="least populated class"):
+        MultiTaskNetClassifier((4,), early_stopping=True).fit(X, one_member)
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        MultiTaskNetRegressor((4,), early_stopping=True).fit(X[:10], X[:10, 0])
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        MultiTaskNetClassifier((4,), early_stopping=True).partial_fit(X, y)
+
+
+def test_return_std_without_dropout_is_an_error_whatever_mc_samples(data):
+    X, _ = data
+    reg = MultiTaskNetRegressor((4,), max_iter=3, mc_samples=5, random_state=0)
+    reg.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="no dropout layer"):
+        reg.predict(X, return_std=True)
+    with pytest.raises(ValueError, match="mc_samples"):
+        reg.set_params(mc_samples=0).predict(X, return_std=True)
+
+
+@pytest.mark.parametrize("mc_samples", [0, 10])
+@pytest.mark.parametrize("Estimator", [MultiTaskNetClassifier, MultiTaskNetRegressor, MultiTaskNet])
+def test_concurrent_predictions_equal_sequential_ones(data, Estimator, mc_samples):
+    X, y = data
+    target = X[:, 0] if Estimator is MultiTaskNetRegressor else y
+    est = Estimator((16,), dropout=0.3, max_iter=5, mc_samples=mc_samples, random_state=0)
+    est.fit(X, target)
+    method = est.predict if Estimator is MultiTaskNetRegressor else est.predict_proba
+    expected = method(X)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: method(X), range(32)))
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_a_missing_value_is_not_a_class():
+    with pytest.raises(ValueError, match="classes of task 0 holds a missing value"):
+        MultiTaskNetClassifier((4,)).partial_fit([[1, 2], [2, 1]], [0, 1], classes=[0, 1, np.nan])
+    with pytest.raises(ValueError, match="classes of task 1 holds a missing value"):
+        MultiTaskNetClassifier((4,)).partial_fit(
+            [[1, 2], [2, 1]], np.array([[0, "a"], [1, "b"]], dtype=object),
+            classes=[[0, 1], ["a", "b", None]],
+        )
