@@ -9,6 +9,12 @@ import os
 import sys
 from pathlib import Path
 
+# The gallery runs its examples in this process: one OpenMP thread unless the
+# caller chose otherwise, as tests/test_examples.py runs them. torch's and
+# scikit-learn's thread pools side by side on a small machine make the fits
+# many times slower. Set before torch is imported, which reads it once.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 HERE = Path(__file__).resolve().parent
 # The package of this checkout, not an installed copy, and the gallery hooks.
 sys.path.insert(0, str(HERE.parent))

@@ -151,10 +151,8 @@ def main():
         )
     print(f"Total time: {time.perf_counter() - start:.0f} s")
     if quick:
-        print(
-            "--quick: 3 epochs, 2 members per ensemble, one split; this checks that "
-            "the script runs and is no comparison (run it without --quick)."
-        )
+        print("--quick: 3 epochs, 2 members per ensemble, one split. This checks")
+        print("that the script runs; it compares nothing (run it without --quick).")
 
 
 if __name__ == "__main__":
