@@ -1,4 +1,5 @@
-"""Multi-task versus single-task networks on scikit-learn's digits.
+"""Multi-task versus single-task networks on scikit-learn's digits
+===============================================================
 
 Three tasks share the 8x8 digit images: the digit itself (10 classes), its
 parity and whether it is at least 5. Only 15% of the training rows carry the
@@ -8,8 +9,10 @@ from the plentiful ones. The dropout rate is chosen by 3-fold
 cross-validation, then each task's test accuracy is printed next to
 single-task baselines trained on the same labels.
 
-Run: python examples/demo.py   (about half a minute on 2 CPU cores)
-     python examples/demo.py --quick   (3 epochs per fit: checks it runs)
+Run::
+
+    python examples/demo.py           # about half a minute on 2 CPU cores
+    python examples/demo.py --quick   # 3 epochs per fit: checks it runs
 """
 
 import argparse
@@ -42,7 +45,7 @@ def make_data():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs per fit")
     epochs = 3 if parser.parse_args().quick else 60
     # 60 epochs is a deliberate budget: the training loss is still creeping

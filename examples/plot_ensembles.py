@@ -1,4 +1,5 @@
-"""Bagged and stacked multi-task nets with auxiliary tasks, against single-task ones.
+"""Bagged and stacked multi-task nets with auxiliary tasks, against single-task ones
+=================================================================================
 
 The task: tell whether a handwritten digit (scikit-learn's 8x8 digits) is a
 prime number, from 300 labelled training images. The training images also
@@ -19,8 +20,10 @@ multi-task net without hidden layers (a logistic regression that accepts
 Each model is fitted on three random splits; the table shows the mean test
 accuracy (and its spread) and the fit time of one split.
 
-Run: python examples/plot_ensembles.py   (about 40 s on 2 CPU cores)
-     python examples/plot_ensembles.py --quick   (one split, tiny ensembles, 3 epochs)
+Run::
+
+    python examples/plot_ensembles.py           # about 40 s on 2 CPU cores
+    python examples/plot_ensembles.py --quick   # one split, tiny ensembles, 3 epochs
 """
 
 import argparse
@@ -112,11 +115,12 @@ def models(seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="one split, 2 members, 3 epochs: checks it runs"
     )
-    if parser.parse_args().quick:
+    quick = parser.parse_args().quick
+    if quick:
         SEEDS[1:] = []
         NET["max_iter"] = 3
         QUICK["n_estimators"] = 2
@@ -146,6 +150,9 @@ def main():
             f"{seconds[name]:>9.1f}"
         )
     print(f"Total time: {time.perf_counter() - start:.0f} s")
+    if quick:
+        print("--quick: 3 epochs, 2 members per ensemble, one split. This checks")
+        print("that the script runs; it compares nothing (run it without --quick).")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Per-task learning curves of a multi-task net, saved as a PNG.
+"""Per-task learning curves of a multi-task net, saved as a PNG
+============================================================
 
 Three tasks on scikit-learn's digits (the digit, its parity, whether it is
 at least 5) share one trunk. With ``early_stopping=True`` the net holds out
@@ -6,8 +7,9 @@ at least 5) share one trunk. With ``early_stopping=True`` the net holds out
 validation loss per epoch; :class:`~sklearn_mtl.MultiTaskLearningCurveDisplay`
 draws them (solid: training, dashed: validation).
 
-Run: python examples/plot_learning_curves.py [--quick] [--output PATH]
-(a few seconds on 2 CPU cores; ``--quick`` trains 5 epochs on 300 rows).
+Run (a few seconds on 2 CPU cores; ``--quick`` trains 5 epochs on 300 rows)::
+
+    python examples/plot_learning_curves.py [--quick] [--output PATH]
 """
 
 import argparse
@@ -25,7 +27,7 @@ from sklearn_mtl import MultiTaskLearningCurveDisplay, MultiTaskNetClassifier  #
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs on a few rows")
     parser.add_argument("--output", default="learning_curves.png", help="PNG to write")
     args = parser.parse_args()

@@ -157,7 +157,7 @@ default="fixed"
         ``"uncertainty"``). With early stopping, those of the last epoch
         trained (the network's weights are restored from the best epoch,
         the learned task weights are not).
-    feature_importances_ : ndarray of shape (n_features_in_,)
+    feature_importances_ : ndarray of shape (n_features,)
         Euclidean norm of each input feature's weights in the first layer
         (the group-lasso groups); exactly zero for features removed by
         ``group_lasso``.
@@ -219,7 +219,8 @@ default="fixed"
     ----------
     .. [1] Y. Gal and Z. Ghahramani, "Dropout as a Bayesian Approximation:
        Representing Model Uncertainty in Deep Learning", ICML 2016.
-    .. [2] Y. Gal, J. Hron and A. Kendall, "Concrete Dropout", NeurIPS 2017.
+    .. [2] Y. Gal, J. Hron and A. Kendall, "Concrete Dropout",
+       NeurIPS 2017.
     .. [3] M. Yuan and Y. Lin, "Model selection and estimation in regression
        with grouped variables", JRSS B 68(1), 2006.
     .. [4] A. Kendall, Y. Gal and R. Cipolla, "Multi-Task Learning Using
