@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import BaggingClassifier, StackingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -192,6 +194,16 @@ def test_float64_and_sparse_samples_type_the_input(data):
     assert_reproduces(clf, run(onx, {"X": X}), X)
 
 
+def test_frame_sample_gives_one_input_per_column(data):
+    X, Y = data
+    df = pd.DataFrame(X.astype(np.float64), columns=[f"x{j}" for j in range(6)])
+    reg = MultiTaskNetRegressor(**FAST).fit(df, Y[:, 2].astype(float))
+    onx = to_onnx(reg, df[:1])
+    assert [i.name for i in onx.graph.input] == list(df.columns)
+    outputs = run(onx, {c: df[[c]].to_numpy() for c in df.columns})
+    assert_reproduces(reg, outputs, df, scales=[Y[:, 2].astype(float).std()])
+
+
 @pytest.fixture(scope="module")
 def frame():
     rng = np.random.RandomState(1)
@@ -251,6 +263,23 @@ def test_scaler_pipeline(data, via):
         register_onnx_converters()
         onx = skl2onnx.to_onnx(pipe, X[:1])
     assert_reproduces(pipe, run(onx, {"X": X}), X)
+
+
+@pytest.mark.parametrize("ensemble", ["bagging", "stacking", "calibrated"])
+def test_scikit_learn_ensembles_through_skl2onnx(data, ensemble):
+    """skl2onnx's converters of ensembles read our label and probabilities."""
+    X, Y = data
+    net = MultiTaskNetClassifier(**FAST)
+    model = {
+        "bagging": BaggingClassifier(net, n_estimators=2, random_state=0),
+        "stacking": StackingClassifier([("net", net), ("lr", LogisticRegression())]),
+        "calibrated": CalibratedClassifierCV(net, cv=2),
+    }[ensemble].fit(X, Y[:, 1].astype(str))
+    register_onnx_converters()
+    onx = skl2onnx.to_onnx(model, X[:1], options={"zipmap": False})
+    label, proba = run(onx, {"X": X}).values()
+    np.testing.assert_array_equal(label, model.predict(X))
+    np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-5)
 
 
 def test_unfitted_model_is_an_error(data):
