@@ -586,6 +586,7 @@ def to_onnx(model, X_sample, *, target_opset=None):
     >>> bool((label == clf.predict(X[:3])).all())
     True
     """
+    skl2onnx = _import_skl2onnx()
     estimator, prefix = _final_estimator(model)
     _check_estimator(estimator, prefix)
     if X_sample is None:
@@ -601,7 +602,6 @@ def to_onnx(model, X_sample, *, target_opset=None):
             f"X_sample has {n_columns} features, but {type(model).__name__} was "
             f"fitted with {width} features."
         )
-    skl2onnx = _import_skl2onnx()
     register_onnx_converters()
     if type(estimator) not in ESTIMATORS:  # a subclass
         _register(type(estimator))
