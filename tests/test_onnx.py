@@ -19,7 +19,9 @@ from sklearn_mtl import (
     MultiTaskNet,
     MultiTaskNetClassifier,
     MultiTaskNetRegressor,
+    load,
     register_onnx_converters,
+    save,
     to_onnx,
 )
 
@@ -173,6 +175,18 @@ def test_mixed_tasks(data, head_layer_sizes):
         "value_2",
     ]
     assert_reproduces(net, outputs, X, scales=[1, 1, Y[:, 2].astype(float).std()])
+
+
+def test_loaded_model_exports_the_same_graph_outputs(data, tmp_path):
+    X, Y = data
+    net = MultiTaskNet(**FAST, batch_norm=True).fit(X, Y)
+    save(net, tmp_path / "model.pt")
+    loaded = load(tmp_path / "model.pt")
+    before = run(to_onnx(net, X[:1]), {"X": X})
+    after = run(to_onnx(loaded, X[:1]), {"X": X})
+    assert list(after) == list(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name])
 
 
 def test_auxiliary_tasks_are_not_exported(data):
