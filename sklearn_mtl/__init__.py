@@ -3,6 +3,7 @@
 from ._classifier import MultiTaskNetClassifier
 from ._display import MultiTaskLearningCurveDisplay
 from ._mixed import MultiTaskNet
+from ._onnx import register_onnx_converters, to_onnx
 from ._persistence import load, save
 from ._regressor import MultiTaskNetRegressor
 
@@ -12,7 +13,9 @@ __all__ = [
     "MultiTaskNetClassifier",
     "MultiTaskNetRegressor",
     "load",
+    "register_onnx_converters",
     "save",
+    "to_onnx",
 ]
 
 __version__ = "0.1.0"
