@@ -21,8 +21,10 @@ in README's "Examples" section):
   and a second ``#``: ``x  # -> 3  # the count``.
 
 Each block runs in a temporary working directory, inside
-``sklearn.config_context()`` (so ``set_config`` does not leak), and torch's
-thread count is restored after it.
+``sklearn.config_context()`` (so ``set_config`` does not leak), with one torch
+thread (README's advice for small networks on a busy machine; the shown
+outputs were checked with two threads too), and torch's thread count is
+restored after it.
 """
 
 import ast
@@ -93,8 +95,8 @@ def parse_readme(text):
             if all(not line.strip() for line in gap):
                 output = "\n".join(fences[k + 1][2])
         blocks.append(
-            dict(index=len(blocks), line=start + 1, source="\n".join(code) + "\n",
-                 flags=flags, output=output)
+            {"index": len(blocks), "line": start + 1, "source": "\n".join(code) + "\n",
+             "flags": flags, "output": output}
         )
     return blocks
 
@@ -125,7 +127,7 @@ def run_block(block, namespace):
     for line in expected:
         stmt = statement_ends.get(line)
         if not isinstance(stmt, ast.Expr):
-            raise AssertionError(
+            pytest.fail(
                 f"{name}: the `{ARROW}` comment on block line {line} must end an "
                 "expression statement"
             )
@@ -142,7 +144,8 @@ def run_block(block, namespace):
                         f"block line {stmt.end_lineno}: README shows {want!r}, got {got!r}"
                     )
             else:
-                exec(compile(ast.Module([stmt], []), name, "exec"), namespace)
+                # Running README's own code is the point of this test.
+                exec(compile(ast.Module([stmt], []), name, "exec"), namespace)  # noqa: S102
     return stdout.getvalue(), len(expected), failures
 
 
@@ -164,6 +167,7 @@ def run_isolated(block):
     threads = torch.get_num_threads()
     with sklearn.config_context(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        torch.set_num_threads(1)
         try:
             result = run_block(block, namespace)
         finally:
@@ -202,6 +206,24 @@ def test_parser_reads_flags_outputs_and_arrows():
     assert not matches("[2]", "[1]")
     with pytest.raises(ValueError, match="unknown block flag"):
         parse_readme("<!-- fast -->\n```python\n1\n```\n")
+
+
+def test_harness_reports_wrong_values_prints_and_convergence_warnings():
+    source = (
+        "import warnings\n"
+        "from sklearn.exceptions import ConvergenceWarning\n"
+        "print('hi')\n"
+        "1 + 1  # -> 3\n"
+        "[1, 2]  # -> [1, ...]  # a remark\n"
+        "warnings.warn('not converged', ConvergenceWarning)\n"
+    )
+    block = {"index": -1, "line": 0, "source": source, "flags": set(), "output": None}
+    stdout, n_checks, failures, caught = run_isolated(block)
+    assert stdout == "hi\n" and n_checks == 2
+    assert failures == ["block line 4: README shows '3', got '2'"]
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    with pytest.raises(pytest.fail.Exception, match="must end an expression"):
+        run_block({**block, "source": "x = 1  # -> 1\n"}, {})
 
 
 @pytest.mark.parametrize(
