@@ -11,7 +11,10 @@ single-task baselines trained on the same labels.
 
 Run::
 
-    python examples/demo.py           # about half a minute on 2 CPU cores
+    OMP_NUM_THREADS=1 python examples/demo.py
+    # 23-38 s with one torch thread on a busy 2-core machine (load average
+    # 8 to 12); 11-12 minutes there with torch's default two threads: see
+    # README, "Threads"
     python examples/demo.py --quick   # 3 epochs per fit: checks it runs
 """
 
