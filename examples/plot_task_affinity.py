@@ -16,7 +16,7 @@ groups; one network per group is then scored against the one network for
 every task on held-out rows.
 
 Run: python examples/plot_task_affinity.py [--quick] [--output PATH]
-(about 20 s on 2 idle CPU cores; ``--quick`` trains 5 epochs on 400 rows).
+(under a minute on 2 CPU cores; ``--quick`` trains 5 epochs on 400 rows).
 """
 
 import argparse

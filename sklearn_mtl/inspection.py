@@ -235,7 +235,7 @@ def task_affinity(
         Measure on every ``every``-th training batch, from the first. One
         measurement costs about as much as ``n_tasks`` training steps (a
         backward pass to the shared parameters and a forward pass per task),
-        so ``"auto"`` takes ``max(4, n_tasks)``, which keeps the whole run
+        so ``"auto"`` takes ``max(6, n_tasks)``, which keeps the whole run
         within about twice the time of one fit (see the Notes).
     learning_rate : float, default=None
         Step size of the lookahead; None takes the estimator's
@@ -300,7 +300,7 @@ def task_affinity(
 
     A measurement costs one forward and one backward pass to the shared
     parameters per task, plus one forward pass per task: about ``n_tasks``
-    training steps. With ``every="auto"`` (every ``max(4, n_tasks)``-th
+    training steps. With ``every="auto"`` (every ``max(6, n_tasks)``-th
     batch) measuring adds less than one fit's time; in
     ``benchmarks/bench_affinity.py`` the measured run takes 1.4-1.8 times
     an unmeasured fit (16 synthetic tasks, Yeast's 14, 4 census tasks), and
@@ -342,7 +342,7 @@ def task_affinity(
             f"aux_targets."
         )
     if isinstance(every, str) and every == "auto":
-        every = max(4, n_tasks)
+        every = max(6, n_tasks)
     elif (
         not isinstance(every, numbers.Integral) or isinstance(every, bool) or every < 1
     ):

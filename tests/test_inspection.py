@@ -84,7 +84,7 @@ def test_every_thins_the_measured_steps():
     n_batches = 2 * N_ROWS // BATCH
     assert result.n_steps == len(range(0, n_batches, 3))
     auto = task_affinity(regressor(max_iter=2), X, Y)
-    assert auto.n_steps == len(range(0, n_batches, 4))  # every="auto": max(4, n_tasks)
+    assert auto.n_steps == len(range(0, n_batches, 6))  # every="auto": max(6, n_tasks)
 
 
 def test_estimator_is_cloned_and_training_unchanged():
