@@ -302,9 +302,13 @@ def task_affinity(
     parameters per task, plus one forward pass per task: about ``n_tasks``
     training steps. With ``every="auto"`` (every ``max(6, n_tasks)``-th
     batch) measuring adds less than one fit's time; in
-    ``benchmarks/bench_affinity.py`` the measured run takes 1.4-1.8 times
-    an unmeasured fit (16 synthetic tasks, Yeast's 14, 4 census tasks), and
-    its affinities correlate at 0.97-0.99 with those measured on every batch.
+    ``benchmarks/bench_affinity.py`` the measured run took 1.2-1.7 times an
+    unmeasured fit (medians for 16 synthetic tasks, Yeast's 14 and 4 census
+    tasks; at most 1.9). Its affinities correlated at 0.96-0.999 with those
+    measured on every batch where tasks affect each other (synthetic, Yeast),
+    but at 0.23 on census, whose cross-task affinities are near zero: there,
+    ``every=1`` (about 4 fits) gives groups that do not change with the seed
+    as much.
 
     Examples
     --------

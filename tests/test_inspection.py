@@ -102,6 +102,22 @@ def test_estimator_is_cloned_and_training_unchanged():
     np.testing.assert_array_equal(fitted.predict(X), before)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"dropout": "concrete"}, {"task_balancing": "gradnorm"},
+     {"task_balancing": "pcgrad"}, {"task_balancing": "uncertainty"}],
+    ids=["concrete", "gradnorm", "pcgrad", "uncertainty"],
+)
+def test_training_unchanged_under_other_options(params):
+    X, Y = grouped_tasks(n=120)
+    est = regressor(max_iter=2, **params)
+    result = task_affinity(est, X, Y, every=1)
+    assert np.isfinite(result.affinity).all()
+    np.testing.assert_array_equal(
+        result.estimator.predict(X), clone(est).fit(X, Y).predict(X)
+    )
+
+
 def test_deterministic_with_random_state():
     X, Y = grouped_tasks()
     est = regressor(max_iter=2, dropout=0.2)
