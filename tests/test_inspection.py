@@ -295,6 +295,24 @@ def test_local_search_beyond_the_exact_limit():
     assert again == truth
 
 
+def test_local_search_many_tasks():
+    affinity, truth = planted(60, 5, seed=2)
+    assert suggest_task_groups(affinity, 5, n_restarts=3, random_state=0) == truth
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_local_search_reaches_the_exact_optimum_on_small_problems(seed):
+    from sklearn_mtl import inspection
+
+    affinity = np.random.RandomState(seed).normal(size=(8, 8))
+    exact = suggest_task_groups(affinity, 3)
+    labels = inspection._local_search(affinity, 3, 10, np.random.RandomState(seed))
+    searched = [np.flatnonzero(labels == g).tolist() for g in range(3)]
+    assert brute_force_score(affinity, searched) == pytest.approx(
+        brute_force_score(affinity, exact)
+    )
+
+
 def test_local_search_scores_no_better_than_exact():
     affinity = np.random.RandomState(3).normal(size=(9, 9))
     exact = suggest_task_groups(affinity, 3)
