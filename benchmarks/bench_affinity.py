@@ -173,7 +173,7 @@ def run_dataset(name, estimator, data, kind, n_groups, args, truth=None):
             plain_fit_times=plain_times, affinity_times=affinity_times,
             n_batches=int(sum(plain.net_.history[:, "train_batch_count"])),
             same_as_plain_fit=bool(same),
-            affinity=np.round(result.affinity, 6).tolist(), models={},
+            affinity=result.affinity.tolist(), models={},
         )
         run["models"]["all"] = dict(
             score(kind, Y_test, positive_scores(result.estimator, X_test)),

@@ -265,7 +265,8 @@ def task_affinity(
     Raises
     ------
     ValueError
-        With fewer than two tasks, or when ``every`` is not a positive
+        With fewer than two tasks, an estimator without a shared trunk
+        (``hidden_layer_sizes=()``), or when ``every`` is not a positive
         integer or ``"auto"``.
 
     See Also
@@ -343,6 +344,14 @@ def task_affinity(
             f"task_affinity compares tasks with each other and needs at least two: "
             f"got {n_tasks} task (a 1-D y and no aux_targets). Give a 2-D y or "
             f"aux_targets."
+        )
+    sizes = getattr(final, "hidden_layer_sizes", None)
+    if sizes is not None and np.size(sizes) == 0:
+        raise ValueError(
+            "task_affinity measures how the tasks move each other through the shared "
+            "trunk, but hidden_layer_sizes=() gives the estimator no trunk (every "
+            "task has its own parameters only). Give hidden_layer_sizes at least one "
+            "layer."
         )
     if isinstance(every, str) and every == "auto":
         every = max(6, n_tasks)

@@ -231,6 +231,12 @@ def test_single_task_is_an_error():
         task_affinity(regressor(), X, Y[:, :1])
 
 
+def test_no_trunk_is_an_error():
+    X, Y = grouped_tasks()
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\(\) gives the estimator no trunk"):
+        task_affinity(regressor(hidden_layer_sizes=()), X, Y)
+
+
 def test_other_estimator_is_a_type_error():
     X, Y = grouped_tasks()
     with pytest.raises(TypeError, match="got LinearRegression"):
