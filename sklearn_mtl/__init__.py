@@ -1,5 +1,6 @@
 """Multi-task neural networks as scikit-learn estimators."""
 
+from ._affinity_display import TaskAffinityDisplay
 from ._classifier import MultiTaskNetClassifier
 from ._display import MultiTaskLearningCurveDisplay
 from ._mixed import MultiTaskNet
@@ -12,6 +13,7 @@ __all__ = [
     "MultiTaskNet",
     "MultiTaskNetClassifier",
     "MultiTaskNetRegressor",
+    "TaskAffinityDisplay",
     "load",
     "register_onnx_converters",
     "save",

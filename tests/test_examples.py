@@ -12,13 +12,14 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 
 def test_every_example_is_collected():
     assert {p.name for p in EXAMPLES} >= {
-        "demo.py", "plot_ensembles.py", "plot_learning_curves.py"
+        "demo.py", "plot_ensembles.py", "plot_learning_curves.py",
+        "plot_task_affinity.py",
     }
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_in_quick_mode(script, tmp_path):
-    if script.name.startswith("plot_learning"):
+    if script.name.startswith(("plot_learning", "plot_task_affinity")):
         pytest.importorskip("matplotlib")
     done = subprocess.run(
         [sys.executable, str(script), "--quick"],
@@ -29,6 +30,8 @@ def test_example_runs_in_quick_mode(script, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip(), "the example printed nothing"
-    if script.name == "plot_learning_curves.py":
-        png = tmp_path / "learning_curves.png"
+    pngs = {"plot_learning_curves.py": "learning_curves.png",
+            "plot_task_affinity.py": "task_affinity.png"}
+    if script.name in pngs:
+        png = tmp_path / pngs[script.name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
