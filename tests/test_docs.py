@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import sklearn_mtl
+import sklearn_mtl.inspection
 import sklearn_mtl.metrics
 
 ROOT = Path(__file__).parents[1]
@@ -52,6 +53,8 @@ def html(tmp_path_factory):
 
 PUBLIC = [f"sklearn_mtl.{name}" for name in sklearn_mtl.__all__] + [
     f"sklearn_mtl.metrics.{name}" for name in sklearn_mtl.metrics.__all__
+] + [
+    f"sklearn_mtl.inspection.{name}" for name in sklearn_mtl.inspection.__all__
 ]
 
 

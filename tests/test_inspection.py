@@ -308,11 +308,11 @@ def test_local_search_many_tasks():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_local_search_reaches_the_exact_optimum_on_small_problems(seed):
-    from sklearn_mtl import inspection
+    from sklearn_mtl import _grouping
 
     affinity = np.random.RandomState(seed).normal(size=(8, 8))
     exact = suggest_task_groups(affinity, 3)
-    labels = inspection._local_search(affinity, 3, 10, np.random.RandomState(seed))
+    labels = _grouping._local_search(affinity, 3, 10, np.random.RandomState(seed))
     searched = [np.flatnonzero(labels == g).tolist() for g in range(3)]
     assert brute_force_score(affinity, searched) == pytest.approx(
         brute_force_score(affinity, exact)
@@ -322,9 +322,9 @@ def test_local_search_reaches_the_exact_optimum_on_small_problems(seed):
 def test_local_search_scores_no_better_than_exact():
     affinity = np.random.RandomState(3).normal(size=(9, 9))
     exact = suggest_task_groups(affinity, 3)
-    from sklearn_mtl import inspection
+    from sklearn_mtl import _grouping
 
-    searched = inspection._local_search(
+    searched = _grouping._local_search(
         affinity, 3, 5, np.random.RandomState(0)
     )
     searched = [np.flatnonzero(searched == g).tolist() for g in range(3)]
