@@ -1,4 +1,5 @@
-"""Which tasks help each other: lookahead task affinity and task groups.
+"""Which tasks help each other: lookahead task affinity and task groups
+=====================================================================
 
 Five regression tasks on 12 features, as a DataFrame with named columns:
 ``price`` and ``rent`` read features 0-5 (the same signal with their own
@@ -15,8 +16,9 @@ stepped on; columns: the task whose loss is read) and
 groups; one network per group is then scored against the one network for
 every task on held-out rows.
 
-Run: python examples/plot_task_affinity.py [--quick] [--output PATH]
-(under a minute on 2 CPU cores; ``--quick`` trains 5 epochs on 400 rows).
+Run (under a minute on 2 CPU cores; ``--quick`` trains 5 epochs on 400 rows)::
+
+    python examples/plot_task_affinity.py [--quick] [--output PATH]
 """
 
 import argparse
@@ -52,7 +54,7 @@ def make_tasks(n_rows, seed=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs on a few rows")
     parser.add_argument("--output", default="task_affinity.png", help="PNG to write")
     args = parser.parse_args()

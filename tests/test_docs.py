@@ -23,9 +23,6 @@ DOCS_NEEDS = [
 ]
 BUILD_OUTPUTS = ["_build", "generated", "auto_examples", "sg_execution_times.rst"]
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     """Build the HTML docs once; the path of the built site."""

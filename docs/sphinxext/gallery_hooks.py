@@ -32,9 +32,13 @@ def reset_argv(gallery_conf, script_vars):
             f"SKLEARN_MTL_GALLERY must be 'full', 'quick' or unset; got {mode!r}."
         )
     argv = [] if mode == "full" or (not mode and name in FULL) else ["--quick"]
-    if name == "plot_learning_curves.py":
+    pictures = {
+        "plot_learning_curves.py": "learning_curves.png",
+        "plot_task_affinity.py": "task_affinity.png",
+    }
+    if name in pictures:
         # Its PNG goes next to the generated page, not into examples/.
-        target = Path(script_vars["target_file"]).with_name("learning_curves.png")
+        target = Path(script_vars["target_file"]).with_name(pictures[name])
         argv += ["--output", str(target)]
     return argv
 
