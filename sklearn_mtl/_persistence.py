@@ -134,9 +134,9 @@ def _optimizer_state(optimizer):
         if isinstance(value, _PLAIN):
             return value
         if isinstance(value, (list, tuple)):
-            return type(value)(cpu(v, where) for v in value)
+            return type(value)(cpu(v, f"{where}[{i}]") for i, v in enumerate(value))
         if isinstance(value, dict):
-            return {k: cpu(v, where) for k, v in value.items()}
+            return {k: cpu(v, f"{where}[{k!r}]") for k, v in value.items()}
         raise TypeError(
             f"save stores the optimizer's state as tensors and plain data; its "
             f"{where} holds a {type(value).__name__}."
@@ -162,12 +162,16 @@ def _write_atomically(content, path):
         raise IsADirectoryError(errno.EISDIR, "Is a directory, not a file to save to", given)
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "No such folder to save into", folder)
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        # open() would refuse to write it; os.replace would not.
+        raise PermissionError(errno.EACCES, "Permission denied: the file is read-only",
+                              given)
     fd, temp = _create_temporary(folder, name)
     try:
-        with contextlib.suppress(FileNotFoundError):
-            # Replacing a file keeps the permissions it had, as writing it would.
-            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
         with os.fdopen(fd, "wb") as file:
+            with contextlib.suppress(FileNotFoundError):
+                # A file replaced keeps its permissions, as one written over would.
+                os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
             torch.save(content, file)
             file.flush()
             os.fsync(file.fileno())
@@ -201,7 +205,7 @@ def _create_temporary(folder, name):
     raise FileExistsError(errno.EEXIST, "No free temporary file name", folder)
 
 
-def save(estimator, path):
+def save(estimator, path, *, include_optimizer=True):
     """Write a fitted estimator to ``path``, in a form :func:`load` reads safely.
 
     The file holds the network's weights and the optimizer's state as
@@ -209,8 +213,8 @@ def save(estimator, path):
     fitted attributes, the training history) as plain data; it can be
     loaded without running code from it. A loaded model predicts exactly as
     the saved one, and ``partial_fit`` or ``warm_start`` continue from it
-    exactly as they would have from the saved one. Metadata requests
-    (``set_fit_request``) are not saved.
+    exactly as they would have from the saved one (given its optimizer's
+    state). Metadata requests (``set_fit_request``) are not saved.
 
     The write is atomic: the file is written in full to a temporary file
     ``.{name}.tmp-XXXXXXXX`` in the same folder, flushed to disk, and only
@@ -227,8 +231,15 @@ def save(estimator, path):
     path : str, path-like or binary file object
         File to write. A new file gets the permissions ``open()`` would
         give it (0o666 less the umask); a file replaced keeps its
-        permissions. A symbolic link is followed. A file object is written
-        directly, without the atomic replacement.
+        permissions, and a read-only one is not replaced. A symbolic link
+        is followed. A file object is written directly, without the atomic
+        replacement.
+    include_optimizer : bool, default=True
+        Whether to store the optimizer's state (for Adam, two tensors the
+        size of the weights, so a file about three times as large). Without
+        it, the loaded model predicts the same, but ``partial_fit`` and
+        ``warm_start`` continue from its weights with a fresh optimizer:
+        leave it out of a file that is only for predicting.
 
     Raises
     ------
@@ -239,6 +250,8 @@ def save(estimator, path):
         If ``estimator`` is not fitted.
     FileNotFoundError
         If the folder of ``path`` does not exist.
+    PermissionError
+        If ``path`` is a read-only file.
 
     See Also
     --------
@@ -268,6 +281,11 @@ def save(estimator, path):
             f"save writes to a path (str or path-like) or a binary file object; "
             f"path is a {type(path).__name__}."
         )
+    if not isinstance(include_optimizer, (bool, np.bool_)):
+        raise TypeError(
+            f"include_optimizer must be True or False; got a "
+            f"{type(include_optimizer).__name__}."
+        )
     if not hasattr(estimator, "net_"):
         raise ValueError(f"This {name} is not fitted yet; fit it before saving it.")
     params = estimator.get_params(deep=False)
@@ -293,9 +311,10 @@ def save(estimator, path):
         },
         "module": {k: v.cpu() for k, v in net.module_.state_dict().items()},
         "criterion": {k: v.cpu() for k, v in net.criterion_.state_dict().items()},
-        "optimizer": _optimizer_state(net.optimizer_),
         "history": _to_plain(net.history.to_list(), "net_.history"),
     }
+    if include_optimizer:
+        content["optimizer"] = _optimizer_state(net.optimizer_)
     if _is_path(path):
         _write_atomically(content, path)
     else:
@@ -309,6 +328,7 @@ def _damage(file):
     at its start nor a zip directory at its end): it is not damaged but
     something else, which :func:`load` reports as such.
     """
+    file.seek(0)
     head = file.read(len(_ZIP_MAGIC))
     file.seek(0)
     if not head:
@@ -404,8 +424,9 @@ def load(path, device=None):
     estimator : MultiTaskNet, MultiTaskNetClassifier or MultiTaskNetRegressor
         The fitted estimator, with ``net_`` rebuilt and its optimizer in the
         state it was saved in, so that ``partial_fit`` and ``warm_start``
-        continue as they would have without the round trip. (Files written
-        before the optimizer state was saved load with a fresh optimizer.)
+        continue as they would have without the round trip. (Files saved
+        with ``include_optimizer=False``, or written before the optimizer
+        state was saved, load with a fresh optimizer.)
 
     Raises
     ------

@@ -293,6 +293,14 @@ def test_saved_file_permissions_follow_umask_and_are_kept_on_replace(tmp_path, s
     save(est, tmp_path / "link.pt")
     assert (tmp_path / "link.pt").is_symlink()
     assert sorted(os.listdir(tmp_path)) == ["link.pt", "new.pt"]
+    # A read-only file is not replaced, as open() would not write it.
+    os.chmod(tmp_path / "new.pt", 0o444)
+    if not os.access(tmp_path / "new.pt", os.W_OK):  # root may write anyway
+        before = (tmp_path / "new.pt").read_bytes()
+        with pytest.raises(PermissionError, match="read-only"):
+            save(est, tmp_path / "new.pt")
+        assert (tmp_path / "new.pt").read_bytes() == before
+        assert sorted(os.listdir(tmp_path)) == ["link.pt", "new.pt"]
 
 
 def test_save_reports_bad_targets(tmp_path, small_model):
@@ -448,3 +456,12 @@ def test_file_without_optimizer_state_loads_with_a_fresh_optimizer(tmp_path, sma
     loaded = load(tmp_path / "m.pt")
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
     assert loaded.net_.optimizer_.state_dict()["state"] == {}
+    # include_optimizer=False writes such a file, smaller (Adam keeps two
+    # tensors per weight tensor).
+    save(est, tmp_path / "with.pt")
+    save(est, tmp_path / "without.pt", include_optimizer=False)
+    assert "optimizer" not in torch.load(tmp_path / "without.pt", weights_only=True)
+    assert os.path.getsize(tmp_path / "without.pt") < os.path.getsize(tmp_path / "with.pt")
+    assert load(tmp_path / "without.pt").net_.optimizer_.state_dict()["state"] == {}
+    with pytest.raises(TypeError, match="include_optimizer must be True or False; got a str"):
+        save(est, tmp_path / "m.pt", include_optimizer="no")
