@@ -358,46 +358,48 @@ def _damage(file):
 def _read(path):
     """The content of a file written by :func:`save`, checked to be whole."""
     if _is_path(path):
-        file = open(path, "rb")  # FileNotFoundError / IsADirectoryError name it
-    elif hasattr(path, "read") and hasattr(path, "seek"):
-        file = contextlib.nullcontext(path)
-    else:
-        raise TypeError(
-            f"load reads a path (str or path-like) or a seekable binary file "
-            f"object; path is a {type(path).__name__}."
+        with open(path, "rb") as file:  # FileNotFoundError / IsADirectoryError name it
+            return _read_open(file, path)
+    if hasattr(path, "read") and hasattr(path, "seek"):
+        return _read_open(path, path)
+    raise TypeError(
+        f"load reads a path (str or path-like) or a seekable binary file "
+        f"object; path is a {type(path).__name__}."
+    )
+
+
+def _read_open(opened, path):
+    """Check the open file ``opened`` whole, then read it with torch."""
+    damage = _damage(opened)
+    if damage is not None:
+        raise ValueError(
+            f"{path!s} is incomplete or damaged: {damage}. An interrupted "
+            f"save never leaves such a file (save writes atomically), but a "
+            f"copy, a download or a disk can; save the model again, or copy "
+            f"the file again."
         )
-    with file as opened:
-        damage = _damage(opened)
-        if damage is not None:
+    try:
+        # The file checked is the file read, even if another replaces the path.
+        return torch.load(opened, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError or RuntimeError
+        lines = str(error).splitlines() or [""]
+        reason = next(
+            (line.strip() for line in lines if "Unsupported" in line), lines[0]
+        )
+        if isinstance(error, RuntimeError) and _ZIP_READER_FAILED in reason:
+            # Python's zipfile passed what torch's stricter reader refuses.
             raise ValueError(
-                f"{path!s} is incomplete or damaged: {damage}. An interrupted "
-                f"save never leaves such a file (save writes atomically), but a "
-                f"copy, a download or a disk can; save the model again, or copy "
+                f"{path!s} is incomplete or damaged: its zip archive cannot be "
+                f"read ({reason.split('. ')[0]}). Save the model again, or copy "
                 f"the file again."
-            )
-        try:
-            # A path goes to torch as a path: its reader is faster on files.
-            return torch.load(path if _is_path(path) else opened,
-                              map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises UnpicklingError or RuntimeError
-            lines = str(error).splitlines() or [""]
-            reason = next(
-                (line.strip() for line in lines if "Unsupported" in line), lines[0]
-            )
-            if isinstance(error, RuntimeError) and _ZIP_READER_FAILED in reason:
-                # Python's zipfile passed what torch's stricter reader refuses.
-                raise ValueError(
-                    f"{path!s} is incomplete or damaged: its zip archive cannot be "
-                    f"read ({reason.split('. ')[0]}). Save the model again, or copy "
-                    f"the file again."
-                ) from error
-            raise ValueError(
-                f"{path!s} cannot be loaded as a saved sklearn_mtl model: it is not "
-                f"a file written by sklearn_mtl.save, or it holds objects other "
-                f"than tensors and plain data, which load refuses to build because "
-                f"building them could run code from the file. "
-                f"({type(error).__name__}: {reason})"
             ) from error
+        raise ValueError(
+            f"{path!s} cannot be loaded as a saved sklearn_mtl model: it is not "
+            f"a file written by sklearn_mtl.save, or it holds objects other "
+            f"than tensors and plain data, which load refuses to build because "
+            f"building them could run code from the file. "
+            f"({type(error).__name__}: {reason})"
+        ) from error
 
 
 def load(path, device=None):

@@ -360,7 +360,7 @@ def _entry_offsets(data):
 
 
 def test_changed_bytes_are_reported_damaged(tmp_path, small_model):
-    X, y, est = small_model
+    X, _, est = small_model
     data = _saved_bytes(est, tmp_path)
     entries = _entry_offsets(data)
     pickle_entry = next(e for e in entries if e[0].endswith("data.pkl"))
@@ -448,7 +448,7 @@ def test_training_after_load_continues_as_without_the_round_trip(
 
 
 def test_file_without_optimizer_state_loads_with_a_fresh_optimizer(tmp_path, small_model):
-    X, y, est = small_model
+    X, _, est = small_model
     save(est, tmp_path / "m.pt")
     content = torch.load(tmp_path / "m.pt", weights_only=True)
     del content["optimizer"]  # as written before the optimizer state was saved

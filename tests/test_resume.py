@@ -24,8 +24,8 @@ from sklearn_mtl import MultiTaskNetRegressor
 
 # shuffle=False and no dropout: an uninterrupted fit draws nothing random
 # after its initial weights, so a resumed fit can match it exactly.
-DETERMINISTIC = dict(hidden_layer_sizes=(8,), shuffle=False, random_state=0, tol=0.0,
-                     n_iter_no_change=100, batch_size=32)
+DETERMINISTIC = {"hidden_layer_sizes": (8,), "shuffle": False, "random_state": 0,
+                 "tol": 0.0, "n_iter_no_change": 100, "batch_size": 32}
 
 
 @pytest.fixture(scope="module")
