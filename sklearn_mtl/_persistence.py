@@ -439,6 +439,13 @@ def load(path, device=None):
     ValueError
         If the file is incomplete or damaged, is not a file written by
         :func:`save`, or holds objects other than tensors and plain data.
+
+    Warns
+    -----
+    UserWarning
+        If the saved optimizer state does not fit the optimizer this version
+        builds (another number of parameter groups, for instance); the model
+        is loaded with a fresh optimizer.
     """
     content = _read(path)
     if not isinstance(content, dict) or content.get("format") != FORMAT:
@@ -468,9 +475,23 @@ def load(path, device=None):
     )
     estimator.net_ = _rebuild_net(estimator, content, device)
     if "optimizer" in content:
-        # load_state_dict moves the state onto the parameters' device.
-        estimator.net_.optimizer_.load_state_dict(content["optimizer"])
+        _restore_optimizer(estimator.net_.optimizer_, content["optimizer"], path)
     return estimator
+
+
+def _restore_optimizer(optimizer, state, path):
+    # load_state_dict moves the state onto the parameters' device.
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError) as error:
+        # The model predicts without it: keep the file loadable.
+        warnings.warn(
+            f"The optimizer state saved in {path!s} does not fit the optimizer "
+            f"this version of sklearn_mtl builds ({error}); the model is loaded "
+            f"with a fresh optimizer, so partial_fit and warm_start continue from "
+            f"its weights but not from its optimizer's state.",
+            UserWarning,
+        )
 
 
 def _rebuild_net(estimator, content, device):

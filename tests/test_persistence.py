@@ -103,9 +103,10 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     wrapped = tmp_path / "wrapped.pt"
     torch.save({"format": "sklearn_mtl", "module": Payload(marker)}, wrapped)
     for path in (raw, wrapped):
-        with pytest.raises(ValueError, match="refuses to build"):
+        with pytest.raises(ValueError, match="refuses to build") as info:
             load(path)
         assert not marker.exists()
+        assert "damaged" not in str(info.value)  # an intact file, refused
     # The payload is real: plain pickle runs it.
     pickle.loads(raw.read_bytes())
     assert marker.read_text() == "pwned"
@@ -465,3 +466,15 @@ def test_file_without_optimizer_state_loads_with_a_fresh_optimizer(tmp_path, sma
     assert load(tmp_path / "without.pt").net_.optimizer_.state_dict()["state"] == {}
     with pytest.raises(TypeError, match="include_optimizer must be True or False; got a str"):
         save(est, tmp_path / "m.pt", include_optimizer="no")
+
+
+def test_optimizer_state_that_does_not_fit_warns_and_loads(tmp_path, small_model):
+    X, _, est = small_model
+    save(est, tmp_path / "m.pt")
+    content = torch.load(tmp_path / "m.pt", weights_only=True)
+    groups = content["optimizer"]["param_groups"]
+    groups.append({**groups[0], "params": [max(groups[-1]["params"]) + 1]})
+    torch.save(content, tmp_path / "m.pt")
+    with pytest.warns(UserWarning, match="does not fit the optimizer.*fresh optimizer"):
+        loaded = load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
