@@ -31,9 +31,9 @@ from ._regressor import MultiTaskNetRegressor
 from ._tasks import TaskSpec
 
 FORMAT = "sklearn_mtl"
-# Version 1 files written before the optimizer state was saved have no
-# "optimizer" entry and still load (with a fresh optimizer); files with one
-# load in those versions too, which ignore it.
+# The "optimizer" entry is optional within version 1: files written before
+# it existed load (with a fresh optimizer), and earlier sklearn_mtl versions
+# load files that have it, ignoring it.
 FORMAT_VERSION = 1
 ESTIMATORS = {
     cls.__name__: cls
@@ -46,8 +46,8 @@ _CHUNK = 1 << 20
 _DIRECTORY_ATTRIBUTE = 0x10  # MS-DOS attribute bit in a zip entry's external_attr
 # torch's message when its zip reader (miniz) cannot read an archive.
 _ZIP_READER_FAILED = "failed reading zip archive"
-# Prefix of the temporary file save writes before moving it onto the target:
-# ".model.pt.tmp-" followed by 8 hex digits, in the target's folder.
+# save writes "model.pt" as ".model.pt.tmp-" and 8 hex digits in the same
+# folder, then renames it; a save killed outright leaves that file behind.
 _TEMP_INFIX = ".tmp-"
 
 
