@@ -63,12 +63,18 @@ class MultiTaskNeuralNet(NeuralNet):
         self.n_train_rows = len(dataset)
         self.callbacks = callbacks
         self.initialize_callbacks()
-        n_before = len(self.history)
+        # Counted as they start: a callback may replace the history (skorch's
+        # LoadInitState), so its length does not tell what this call trained.
+        self.epochs_run_ = 0
         self.partial_fit(dataset, epochs=epochs)
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
-        return len(self.history) - n_before, stopped
+        return self.epochs_run_, stopped
+
+    def on_epoch_begin(self, net, **kwargs):
+        super().on_epoch_begin(net, **kwargs)
+        self.epochs_run_ += 1
 
     def retune(self, config, task_weights):
         """Carry the current hyperparameters into a network trained on.
@@ -244,22 +250,26 @@ def build_net(config, layout, n_features, task_weights):
     """An uninitialised :class:`MultiTaskNeuralNet` for ``config``, the output
     ``layout`` and ``n_features`` inputs."""
     optimizer, optimizer_kwargs = config.optimizer()
+    module = {
+        "n_features": n_features,
+        "layout": layout,
+        "hidden_layer_sizes": config.hidden_layer_sizes,
+        "head_layer_sizes": config.head_layer_sizes,
+        "architecture": config.architecture,
+        "n_experts": config.n_experts,
+        "activation": config.activation,
+        "dropout": config.dropout,
+        "head_dropout": config.head_dropout,
+        "batch_norm": config.batch_norm,
+    }
+    criterion = {
+        "layout": layout, "task_weights": task_weights, "balancing": config.balancing
+    }
     return MultiTaskNeuralNet(
         module=MultiTaskModule,
-        module__n_features=n_features,
-        module__layout=layout,
-        module__hidden_layer_sizes=config.hidden_layer_sizes,
-        module__head_layer_sizes=config.head_layer_sizes,
-        module__architecture=config.architecture,
-        module__n_experts=config.n_experts,
-        module__activation=config.activation,
-        module__dropout=config.dropout,
-        module__head_dropout=config.head_dropout,
-        module__batch_norm=config.batch_norm,
+        **{f"module__{k}": v for k, v in module.items()},
         criterion=MultiTaskLoss,
-        criterion__layout=layout,
-        criterion__task_weights=task_weights,
-        criterion__balancing=config.balancing,
+        **{f"criterion__{k}": v for k, v in criterion.items()},
         optimizer=optimizer,
         lr=config.learning_rate,
         **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},

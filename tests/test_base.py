@@ -144,7 +144,8 @@ def test_warm_start_continues_training(data):
     est.fit(X, y)
     first = est.net_.module_
     est.fit(X, y)
-    assert est.n_iter_ == 10 and est.net_.module_ is first
+    assert est.n_iter_ == 5 and len(est.loss_curve_) == 10
+    assert est.net_.module_ is first
     cold = MultiTaskNetClassifier(**dict(FAST, max_iter=5)).fit(X, y)
     cold_module = cold.net_.module_
     cold.fit(X, y)
