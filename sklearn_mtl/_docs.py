@@ -65,6 +65,7 @@ TEMPLATE = """{summary}
         costs one more forward and backward pass. ``adversarial_epsilon`` is
         on the scale of the inputs: standardise them first so that one value
         means the same for every feature. 0 disables it.
+    alpha : float, default=1e-4
         Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
         l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices (not biases nor
         batch-norm parameters), added to each batch's mean loss as in
