@@ -271,3 +271,15 @@ def test_composes_with_grid_search_on_missing_labels(noisy_features):
             cv=KFold(2),
         ).fit(X[:200], Y[:200])
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_save_and_load_keep_epsilon(noisy_features, tmp_path):
+    from sklearn_mtl import load, save
+
+    X, y, _, _ = noisy_features
+    est = MultiTaskNetClassifier(adversarial_epsilon=0.1, **SMOKE).fit(X, y)
+    save(est, tmp_path / "model.pt")
+    loaded = load(tmp_path / "model.pt")
+    assert loaded.adversarial_epsilon == 0.1
+    assert loaded.net_.adversarial_epsilon == 0.1
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
