@@ -38,12 +38,11 @@ import warnings
 
 import numpy as np
 import torch
+from _common import write_json  # benchmarks/_common.py
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_mtl import MultiTaskNetClassifier
-
-from _common import write_json  # benchmarks/_common.py
 
 NET = dict(hidden_layer_sizes=(128,), learning_rate_init=1e-3)
 DATASETS = {
