@@ -62,7 +62,8 @@ TEMPLATE = """{summary}
         sign(grad_X L(X))``, and the batch's loss is ``0.5 * (L(X) +
         L(X_adv))`` (the paper's weight 0.5), with the ``alpha`` penalty and
         the concrete-dropout regulariser added once. Each training batch then
-        costs one more forward and backward pass. ``adversarial_epsilon`` is
+        costs one more forward pass and two more backward passes (about
+        twice the fit time). ``adversarial_epsilon`` is
         on the scale of the inputs: standardise them first so that one value
         means the same for every feature. 0 disables it.
     alpha : float, default=1e-4
