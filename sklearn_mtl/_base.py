@@ -83,6 +83,7 @@ class BaseMultiTaskNet(BaseEstimator):
         "batch_norm": ["boolean"],
         "mc_samples": [Interval(Integral, 0, None, closed="left")],
         "group_lasso": [Interval(Real, 0, None, closed="left")],
+        "adversarial_epsilon": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "task_weights": ["array-like", None],
@@ -120,6 +121,7 @@ class BaseMultiTaskNet(BaseEstimator):
         batch_norm=False,
         mc_samples=0,
         group_lasso=0.0,
+        adversarial_epsilon=0.0,
         alpha=1e-4,
         l1_ratio=0.0,
         task_weights=None,
@@ -150,6 +152,7 @@ class BaseMultiTaskNet(BaseEstimator):
         self.batch_norm = batch_norm
         self.mc_samples = mc_samples
         self.group_lasso = group_lasso
+        self.adversarial_epsilon = adversarial_epsilon
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.task_weights = task_weights

@@ -61,6 +61,8 @@ class NetConfig:
         1 unless ``architecture="mmoe"``.
     batch_norm, shuffle : bool
     learning_rate, alpha, l1_ratio, group_lasso : float
+    adversarial_epsilon : float
+        Size of the fast-gradient-sign perturbation trained on; 0 is off.
     batch_size : int
     """
 
@@ -81,6 +83,7 @@ class NetConfig:
     alpha: float
     l1_ratio: float
     group_lasso: float
+    adversarial_epsilon: float = 0.0
 
     @property
     def concrete(self):
@@ -209,6 +212,7 @@ def resolve_config(estimator, device=None):
         alpha=float(estimator.alpha),
         l1_ratio=float(estimator.l1_ratio),
         group_lasso=float(estimator.group_lasso),
+        adversarial_epsilon=float(estimator.adversarial_epsilon),
     )
 
 

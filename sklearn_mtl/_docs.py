@@ -55,6 +55,17 @@ TEMPLATE = """{summary}
         not need get exactly zero weight: ``feature_importances_`` is then
         zero for them and :class:`~sklearn.feature_selection.SelectFromModel`
         drops them. 0 disables it.
+    adversarial_epsilon : float, default=0.0
+        Adversarial training with the fast gradient sign method [9]_: each
+        training batch ``X`` (as the network sees it, after any preprocessing
+        of a pipeline) is also trained on ``X + adversarial_epsilon *
+        sign(grad_X L(X))``, and the batch's loss is ``0.5 * (L(X) +
+        L(X_adv))`` (the paper's weight 0.5), with the ``alpha`` penalty and
+        the concrete-dropout regulariser added once. Each training batch then
+        costs one more forward pass and two more backward passes (about
+        twice the fit time). ``adversarial_epsilon`` is
+        on the scale of the inputs: standardise them first so that one value
+        means the same for every feature. 0 disables it.
     alpha : float, default=1e-4
         Strength of the penalty ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 -
         l1_ratio) * |W|_2^2)`` on the ``Linear`` weight matrices (not biases nor
@@ -215,6 +226,20 @@ default="fixed"
     10 times ``learning_rate_init``. ``"pcgrad"`` visits the other tasks in a
     random order drawn from ``random_state``.
 
+    Adversarial training: the perturbation follows the sign of the gradient
+    of the batch's training loss (the tasks' losses combined by
+    ``task_balancing``, with their sample, class and missing-label weights)
+    with respect to the inputs; it is held fixed (no gradient flows through
+    it). The balancing method sees one loss per task, the mean ``0.5 *
+    (L_t(X) + L_t(X_adv))`` of its clean and adversarial losses: that is what
+    ``task_balancing`` combines, what ``"gradnorm"`` and ``"pcgrad"`` take
+    their per-task gradients of, and what ``train_loss_task{{t}}``,
+    ``loss_curve_`` and the stopping rule read (the validation score of
+    early stopping stays on clean rows). Dropout draws new masks for the
+    adversarial pass and batch-norm statistics are updated by both passes.
+    Sparse input is perturbed as the dense batch it becomes (every entry can
+    move), so each batch costs as much as its dense copy.
+
     References
     ----------
     .. [1] Y. Gal and Z. Ghahramani, "Dropout as a Bayesian Approximation:
@@ -236,6 +261,8 @@ default="fixed"
     .. [8] J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong and E. H. Chi, "Modeling
        Task Relationships in Multi-task Learning with Multi-gate
        Mixture-of-Experts", KDD 2018.
+    .. [9] I. J. Goodfellow, J. Shlens and C. Szegedy, "Explaining and
+       Harnessing Adversarial Examples", ICLR 2015.
 
     Examples
     --------

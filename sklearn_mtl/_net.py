@@ -35,11 +35,15 @@ class MultiTaskNeuralNet(NeuralNet):
     mc_max_rows : int
         Rows per forward pass of Monte-Carlo prediction (a batch times its
         copies).
+    adversarial_epsilon : float
+        Size of the fast-gradient-sign perturbation each training batch is
+        also trained on (Goodfellow et al., ICLR 2015); 0 trains on the
+        clean batches only.
     """
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
-        mc_max_rows=16384, **kwargs,
+        mc_max_rows=16384, adversarial_epsilon=0.0, **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.layout = layout
@@ -47,6 +51,7 @@ class MultiTaskNeuralNet(NeuralNet):
         self.l1_ratio = l1_ratio
         self.n_train_rows = n_train_rows
         self.mc_max_rows = mc_max_rows
+        self.adversarial_epsilon = adversarial_epsilon
 
     # -- the estimator's surface ------------------------------------------------
 
@@ -79,8 +84,9 @@ class MultiTaskNeuralNet(NeuralNet):
     def retune(self, config, task_weights):
         """Carry the current hyperparameters into a network trained on.
 
-        The penalty, the learning rate, the batch size, the shuffling and
-        the task weights follow the current values (as ``MLPClassifier``
+        The penalty, the adversarial perturbation, the learning rate, the
+        batch size, the shuffling and the task weights follow the current
+        values (as ``MLPClassifier``
         does on a warm start); the balancing method is part of what was
         trained and cannot change.
         """
@@ -93,6 +99,7 @@ class MultiTaskNeuralNet(NeuralNet):
                 f"warm_start=False (or call fit) to start afresh."
             )
         self.alpha, self.l1_ratio = config.alpha, config.l1_ratio
+        self.adversarial_epsilon = config.adversarial_epsilon
         self.batch_size = config.batch_size
         self.iterator_train__shuffle = config.shuffle
         self.criterion_.task_weights.copy_(torch.as_tensor(task_weights))
@@ -147,11 +154,47 @@ class MultiTaskNeuralNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         targets, weights = y_true
         loss = self.criterion_(y_pred, targets, weights)
-        if training and self.alpha > 0:
+        return self.regularize(loss) if training else loss
+
+    def regularize(self, loss):
+        """The training loss: ``loss`` plus the penalty and the concrete
+        dropout regulariser, which do not depend on the batch."""
+        if self.alpha > 0:
             loss = loss + self.alpha * self.penalty()
-        if training and self.module_.concrete_layers:
+        if self.module_.concrete_layers:
             loss = loss + self.module_.concrete_regularizer(self.n_train_rows)
         return loss
+
+    def adversarial_loss(self, Xi, yi, **fit_params):
+        """The clean outputs and the training loss of a batch trained on
+        with its fast-gradient-sign perturbation.
+
+        ``X_adv = X + eps * sign(grad_X L(X))`` with ``L`` the balanced loss
+        of the clean batch; the gradient is taken on a copy of ``X`` (no
+        parameter gradient accumulates) and ``X_adv`` is held fixed. The
+        per-task losses are the means ``0.5 * (L_t(X) + L_t(X_adv))``; they
+        are what the balancer combines and what its hooks and the epoch
+        records read (``last_losses_``, ``last_sums_``). The penalties are
+        added once.
+        """
+        targets, weights = yi
+        criterion = self.criterion_
+        X_clean = Xi.detach().requires_grad_(True)
+        y_pred = self.infer(X_clean, **fit_params)
+        clean = criterion.per_task(y_pred, targets, weights)
+        clean_sums = criterion.last_sums_
+        totals = clean_sums[1]
+        combined = criterion.balancer.combine(clean, criterion.task_weights, totals)
+        (grad,) = torch.autograd.grad(combined, X_clean, retain_graph=True)
+        X_adv = (Xi + self.adversarial_epsilon * grad.sign()).detach()
+        adversarial = criterion.per_task(self.infer(X_adv, **fit_params), targets, weights)
+        losses = 0.5 * (clean + adversarial)
+        criterion.last_losses_ = losses
+        criterion.last_sums_ = torch.stack(
+            [0.5 * (clean_sums[0] + criterion.last_sums_[0]), totals]
+        )
+        loss = criterion.balancer.combine(losses, criterion.task_weights, totals)
+        return y_pred, self.regularize(loss)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, with the module's mode set once per phase rather than
@@ -193,8 +236,11 @@ class MultiTaskNeuralNet(NeuralNet):
         # it), with the balancer's hooks around the backward pass and step.
         Xi, yi = batch
         self._zero_grad_optimizer(set_to_none=True)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if self.adversarial_epsilon > 0:
+            y_pred, loss = self.adversarial_loss(Xi, yi, **fit_params)
+        else:
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         criterion = self.criterion_
         balancer = criterion.balancer
         state = balancer.before_backward(
@@ -285,4 +331,5 @@ def build_net(config, layout, n_features, task_weights):
         alpha=config.alpha,
         l1_ratio=config.l1_ratio,
         mc_max_rows=config.mc_max_rows,
+        adversarial_epsilon=config.adversarial_epsilon,
     )
