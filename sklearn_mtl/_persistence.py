@@ -107,7 +107,9 @@ def save(estimator, path):
     The optimizer's state is not saved: a loaded model predicts exactly as
     the saved one, and ``partial_fit`` or ``warm_start`` continue from its
     weights with a fresh optimizer. Metadata requests (``set_fit_request``)
-    are not saved either.
+    are not saved either. ``pretrained`` is saved as ``None``: the trunk it
+    initialised is in the saved weights, so a loaded model predicts and
+    transforms as the saved one (a new ``fit`` of it starts from scratch).
 
     Parameters
     ----------
