@@ -398,11 +398,15 @@ class MultiTaskModule(nn.Module):
         and its parameters stop requiring gradients unless
         ``keep_gradients`` (a task-balancing method that reads the trunk's
         gradients); the optimiser's learning rate of 0 for them keeps them
-        in place either way.
+        in place either way. Concrete dropout's rates keep learning: they
+        are the new model's regularisation, not part of the representation.
         """
         self.frozen_trunk = bool(frozen)
-        for param in self.trunk.parameters():
-            param.requires_grad_(not frozen or keep_gradients)
+        for layer in self.trunk:
+            if isinstance(layer, ConcreteDropout):  # a rate, still learned
+                continue
+            for param in layer.parameters():
+                param.requires_grad_(not frozen or keep_gradients)
         return self.train(self.training)
 
     def train(self, mode=True):

@@ -179,6 +179,20 @@ def test_pretrained_mmoe_transfers_the_experts_not_the_gates():
     assert new.net_.module_.gates.out_features == 2 * 3  # its own two tasks
 
 
+@pytest.mark.parametrize(
+    "params", [dict(task_balancing="pcgrad"), dict(dropout="concrete")]
+)
+def test_frozen_trunk_with_trunk_gradients_or_learned_rates(source_bn, params):
+    X, _, y = make_transfer(100, data_seed=7)
+    new = MultiTaskNetClassifier(
+        pretrained=source_bn, trunk_learning_rate=0.0, max_iter=3, random_state=0,
+        **params,
+    ).fit(X, np.column_stack([y, 1 - y]))
+    np.testing.assert_array_equal(new.transform(X), source_bn.transform(X))
+    if params.get("dropout") == "concrete":  # the rates learned all the same
+        assert all(rate != pytest.approx(0.1, abs=1e-6) for rate in new.dropout_)
+
+
 def test_trunk_learning_rate_without_pretrained_sets_the_trunk_group():
     X, Y, _ = make_transfer(100)
     est = MultiTaskNetClassifier(
