@@ -16,7 +16,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.frozen import FrozenEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -27,7 +28,7 @@ from sklearn_compat.utils.validation import validate_data
 
 from ._balancing import BALANCERS
 from ._callbacks import training_callbacks
-from ._config import SOLVERS, resolve_config, resolve_task_weights
+from ._config import SOLVERS, pretrained_trunk, resolve_config, resolve_task_weights
 from ._data import make_dataset
 from ._module import ACTIVATIONS
 from ._net import build_net
@@ -66,8 +67,13 @@ def _stack_columns(columns):
     return np.column_stack([c.astype(object) for c in columns])
 
 
-class BaseMultiTaskNet(BaseEstimator):
-    """Fit skeleton shared by every multi-task estimator (not public)."""
+class BaseMultiTaskNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Fit skeleton shared by every multi-task estimator (not public).
+
+    A transformer too (as ``LinearDiscriminantAnalysis`` is a classifier and
+    a transformer): ``transform`` returns the trunk's output, and
+    ``TransformerMixin`` brings ``fit_transform`` and ``set_output``.
+    """
 
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -89,6 +95,9 @@ class BaseMultiTaskNet(BaseEstimator):
         "task_weights": ["array-like", None],
         "task_balancing": [StrOptions(set(BALANCERS))],
         "aux_task_types": [list, dict, None],
+        # Checked at fit, with messages naming what a pretrained model must be.
+        "pretrained": "no_validation",
+        "trunk_learning_rate": [None, Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -127,6 +136,8 @@ class BaseMultiTaskNet(BaseEstimator):
         task_weights=None,
         task_balancing="fixed",
         aux_task_types=None,
+        pretrained=None,
+        trunk_learning_rate=None,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
@@ -158,6 +169,8 @@ class BaseMultiTaskNet(BaseEstimator):
         self.task_weights = task_weights
         self.task_balancing = task_balancing
         self.aux_task_types = aux_task_types
+        self.pretrained = pretrained
+        self.trunk_learning_rate = trunk_learning_rate
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
@@ -379,7 +392,16 @@ class BaseMultiTaskNet(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
-        config = resolve_config(self)
+        source_trunk = None
+        if continuing:  # the fitted trunk, whatever pretrained now says
+            trunk = getattr(self, "_trunk_shape", None)
+        elif self.pretrained is not None:
+            trunk, source_trunk = pretrained_trunk(
+                self.pretrained, X.shape[1], getattr(self, "feature_names_in_", None)
+            )
+        else:
+            trunk = None
+        config = resolve_config(self, trunk=trunk)
         targets, weights = self._encode(
             X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
         )
@@ -423,6 +445,9 @@ class BaseMultiTaskNet(BaseEstimator):
                 layout = OutputLayout.from_tasks(self.tasks_)
                 self.net_ = build_net(config, layout, X.shape[1], task_weights)
                 self.net_.initialize()
+                if source_trunk is not None:
+                    self.net_.load_trunk(source_trunk)
+                self._trunk_shape = config.trunk_shape
             n_epochs, stopped = self.net_.train_epochs(
                 train, valid, epochs, callbacks, verbose=self.verbose
             )
@@ -577,6 +602,85 @@ class BaseMultiTaskNet(BaseEstimator):
             Mean of the tasks' scores.
         """
         return mean_score(self._score_tasks(X, y, sample_weight))
+
+    # -- the shared representation ---------------------------------------------
+
+    def transform(self, X):
+        """The shared representation of ``X``: the trunk's output.
+
+        The output of the trunk's last block (after its activation) with
+        the network in evaluation mode: no dropout, batch norm on its
+        running statistics, so it is deterministic. With
+        ``architecture="mmoe"`` it is every expert's output side by side
+        (columns ``e * width`` to ``(e + 1) * width`` are expert ``e``'s,
+        ``width = hidden_layer_sizes[-1]``), before any task's gate weighs
+        them.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features_out)
+            The representation, float64 (computed in float32).
+            ``n_features_out`` is ``hidden_layer_sizes[-1]``, times
+            ``n_experts`` with ``architecture="mmoe"``; with ``pretrained``
+            the pretrained model's trunk decides it.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        self._check_trunk("transform")
+        return self.net_.trunk_outputs(make_dataset(X, device=self.net_.device))
+
+    def _check_trunk(self, method):
+        if not self.net_.module_.representation_width:
+            raise ValueError(
+                f"{method} returns the shared trunk's output, but this "
+                f"{type(self).__name__} has no trunk (hidden_layer_sizes=()); fit "
+                f"it with at least one hidden layer."
+            )
+
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output (ClassNamePrefixFeaturesOutMixin)."""
+        check_is_fitted(self)
+        self._check_trunk("get_feature_names_out")
+        return self.net_.module_.representation_width
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`'s output.
+
+        The lower-cased class name and the column's index, as scikit-learn
+        names the outputs of its own transformers (e.g.
+        ``["multitasknetclassifier0", "multitasknetclassifier1", ...]``).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against ``feature_names_in_`` (or the number of
+            features) when given; the output names do not depend on it.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of ``transform(X)``.
+        """
+        check_is_fitted(self)
+        return super().get_feature_names_out(input_features)
+
+    # -- clone ------------------------------------------------------------------
+
+    def __sklearn_clone__(self):
+        # scikit-learn's clone clones estimator-valued parameters, which would
+        # drop the fit of the pretrained model. It is read, never modified, so
+        # the clone shares it (as FrozenEstimator's clone is itself): searches
+        # and cross-validation then work with a bare fitted model too.
+        clone = super().__sklearn_clone__()
+        if self.pretrained is not None and not isinstance(self.pretrained, FrozenEstimator):
+            clone.pretrained = self.pretrained
+        return clone
 
     @property
     def feature_importances_(self):

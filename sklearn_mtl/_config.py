@@ -13,6 +13,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
 
 from ._balancing import BALANCERS
 
@@ -63,6 +64,9 @@ class NetConfig:
     learning_rate, alpha, l1_ratio, group_lasso : float
     adversarial_epsilon : float
         Size of the fast-gradient-sign perturbation trained on; 0 is off.
+    trunk_learning_rate : float
+        Learning rate of the trunk's parameters (``learning_rate`` unless
+        ``trunk_learning_rate`` was given; 0 freezes the trunk).
     batch_size : int
     """
 
@@ -83,7 +87,24 @@ class NetConfig:
     alpha: float
     l1_ratio: float
     group_lasso: float
+    trunk_learning_rate: float
     adversarial_epsilon: float = 0.0
+
+    @property
+    def frozen_trunk(self):
+        """Whether the trunk (weights and batch-norm statistics) stays fixed."""
+        return self.trunk_learning_rate == 0 and bool(self.hidden_layer_sizes)
+
+    @property
+    def trunk_shape(self):
+        """What builds the trunk, as the module reports it (``trunk_shape``)."""
+        return {
+            "hidden_layer_sizes": self.hidden_layer_sizes,
+            "architecture": self.architecture,
+            "n_experts": self.n_experts,
+            "activation": self.activation,
+            "batch_norm": self.batch_norm,
+        }
 
     @property
     def concrete(self):
@@ -105,7 +126,9 @@ class NetConfig:
         on CPU and CUDA and for Adagrad on CPU. RMSprop gets the
         multi-tensor (foreach) step. Learned scalars (concrete dropout
         logits, task-balancing weights) train at ``LEARNED_LR_FACTOR`` times
-        the rate.
+        the rate. The trunk's other parameters (the experts' for MMoE) form
+        the last group, at ``trunk_learning_rate``: skorch gives each
+        parameter the first group whose pattern matches its name.
         """
         cls, defaults = SOLVERS[self.solver]
         kwargs = dict(defaults)
@@ -120,6 +143,8 @@ class NetConfig:
             (pattern, {"lr": LEARNED_LR_FACTOR * self.learning_rate})
             for pattern in learned
         ]
+        if self.hidden_layer_sizes:
+            kwargs["param_groups"].append(("trunk.*", {"lr": self.trunk_learning_rate}))
         return cls, kwargs
 
 
@@ -171,18 +196,82 @@ def resolve_device(device):
     return device
 
 
-def resolve_config(estimator, device=None):
+def pretrained_trunk(pretrained, n_features, feature_names=None):
+    """The trunk shape and a copy of the trunk state of ``pretrained``.
+
+    ``pretrained`` is a fitted sklearn_mtl estimator or a
+    ``FrozenEstimator`` of one; ``n_features`` (and ``feature_names``, when
+    both models saw names) must be what it was fitted on. Returns
+    ``(trunk_shape, trunk_state)`` (see ``MultiTaskModule.trunk_state``),
+    the state copied so that nothing trained later shares its memory.
+    """
+    # The estimators import this module: import them here, when needed.
+    from ._base import BaseMultiTaskNet
+
+    model = pretrained
+    while isinstance(model, FrozenEstimator):
+        model = model.estimator
+    if not isinstance(model, BaseMultiTaskNet):
+        raise TypeError(
+            f"pretrained must be a fitted MultiTaskNetClassifier, "
+            f"MultiTaskNetRegressor or MultiTaskNet (or a FrozenEstimator of "
+            f"one), whose trunk initialises this model's; got a "
+            f"{type(model).__name__}."
+        )
+    if not hasattr(model, "net_"):
+        raise ValueError(
+            f"pretrained is an unfitted {type(model).__name__}; fit it first "
+            f"(its trunk initialises this model's). A search or clone over "
+            f"several pretrained models clones each, which drops its fit: wrap "
+            f"each in sklearn.frozen.FrozenEstimator."
+        )
+    if model.n_features_in_ != n_features:
+        raise ValueError(
+            f"pretrained was fitted on {model.n_features_in_} features but X has "
+            f"{n_features}; the pretrained trunk reads the same features as "
+            f"this model."
+        )
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and feature_names is not None and not np.array_equal(
+        names, feature_names
+    ):
+        raise ValueError(
+            f"pretrained was fitted on features named {list(names)} but X has "
+            f"{list(feature_names)}; pass the columns in the order the "
+            f"pretrained model saw them."
+        )
+    module = model.net_.module_
+    if not module.representation_width:
+        raise ValueError(
+            "pretrained has no trunk (it was fitted with hidden_layer_sizes=()); "
+            "nothing can be transferred from it."
+        )
+    return dict(module.trunk_shape), module.trunk_state()
+
+
+def resolve_config(estimator, device=None, trunk=None):
     """The :class:`NetConfig` of an estimator's hyperparameters.
 
-    ``device`` overrides the estimator's own (``load`` does). Raises the
-    errors that the parameter constraints cannot express: layer sizes,
-    per-layer dropout rates, MMoE without layers, a balancing method that
-    needs a trunk without one.
+    ``device`` overrides the estimator's own (``load`` does). ``trunk``, a
+    trunk shape (``hidden_layer_sizes``, ``architecture``, ``n_experts``,
+    ``activation``, ``batch_norm``: a pretrained model's, or the fitted
+    one's), replaces the estimator's own. Raises the errors that the
+    parameter constraints cannot express: layer sizes, per-layer dropout
+    rates, MMoE without layers, a balancing method that needs a trunk
+    without one, group lasso on a frozen trunk.
     """
-    sizes = _positive_int_tuple(estimator.hidden_layer_sizes, "hidden_layer_sizes")
+    shape = {
+        "hidden_layer_sizes": estimator.hidden_layer_sizes,
+        "architecture": estimator.architecture,
+        "n_experts": estimator.n_experts,
+        "activation": estimator.activation,
+        "batch_norm": estimator.batch_norm,
+        **(trunk or {}),
+    }
+    sizes = _positive_int_tuple(shape["hidden_layer_sizes"], "hidden_layer_sizes")
     head_sizes = _positive_int_tuple(estimator.head_layer_sizes, "head_layer_sizes")
     dropout = _dropout_rates(estimator.dropout, len(sizes))
-    mmoe = estimator.architecture == "mmoe"
+    mmoe = shape["architecture"] == "mmoe"
     if mmoe and not sizes:
         raise ValueError(NO_EXPERT_LAYERS)
     balancing = estimator.task_balancing
@@ -194,18 +283,27 @@ def resolve_config(estimator, device=None):
         )
     concrete = isinstance(estimator.dropout, str)
     batch_size = estimator.batch_size
+    learning_rate = float(estimator.learning_rate_init)
+    trunk_lr = estimator.trunk_learning_rate
+    trunk_lr = learning_rate if trunk_lr is None else float(trunk_lr)
+    if trunk_lr == 0 and sizes and estimator.group_lasso > 0:
+        raise ValueError(
+            f"group_lasso={estimator.group_lasso} selects features on the trunk's "
+            f"first layer, but trunk_learning_rate=0.0 freezes the trunk; set "
+            f"group_lasso=0.0, or give the trunk a positive trunk_learning_rate."
+        )
     return NetConfig(
         hidden_layer_sizes=sizes,
         dropout=dropout,
         head_layer_sizes=head_sizes,
         head_dropout=dropout[-1] if dropout and not concrete else 0.0,
-        architecture=estimator.architecture,
-        n_experts=int(estimator.n_experts) if mmoe else 1,
-        activation=estimator.activation,
-        batch_norm=bool(estimator.batch_norm),
+        architecture=shape["architecture"],
+        n_experts=int(shape["n_experts"]) if mmoe else 1,
+        activation=shape["activation"],
+        batch_norm=bool(shape["batch_norm"]),
         balancing=balancing,
         solver=estimator.solver,
-        learning_rate=float(estimator.learning_rate_init),
+        learning_rate=learning_rate,
         batch_size=AUTO_BATCH_SIZE if batch_size == "auto" else int(batch_size),
         shuffle=bool(estimator.shuffle),
         device=resolve_device(estimator.device if device is None else device),
@@ -213,6 +311,7 @@ def resolve_config(estimator, device=None):
         l1_ratio=float(estimator.l1_ratio),
         group_lasso=float(estimator.group_lasso),
         adversarial_epsilon=float(estimator.adversarial_epsilon),
+        trunk_learning_rate=trunk_lr,
     )
 
 

@@ -105,6 +105,32 @@ default="fixed"
         classification; numbers with a fractional part are regression;
         integral numbers are classification when they take at most 10
         distinct values, else regression.
+    pretrained : estimator, default=None
+        A fitted ``MultiTaskNetClassifier``, ``MultiTaskNetRegressor`` or
+        ``MultiTaskNet`` (or a :class:`~sklearn.frozen.FrozenEstimator` of
+        one) whose trunk initialises this model's: its weights and
+        batch-norm statistics, for ``"mmoe"`` its experts (the gates, one
+        per task, are new, as are the heads, for this model's own tasks).
+        The trunk's shape is the pretrained model's: its
+        ``hidden_layer_sizes``, ``architecture``, ``n_experts``,
+        ``activation`` and ``batch_norm`` replace this estimator's (which
+        are then ignored; heads use that activation and batch norm too),
+        while ``dropout`` (one rate per pretrained trunk layer, or one for
+        all), ``head_layer_sizes`` and everything else are this
+        estimator's. ``X`` must have the pretrained model's features. The
+        pretrained model is never modified, and :func:`~sklearn.base.clone`
+        keeps it (shared, not copied), so searches and cross-validation
+        start every fit from it. Only a fit that builds a new network reads
+        it (not ``warm_start`` or ``partial_fit`` continuing one); ``save``
+        stores ``None`` here, the trunk being in the saved weights.
+    trunk_learning_rate : float, default=None
+        Learning rate of the trunk's parameters (the experts' for
+        ``"mmoe"``); ``None`` is ``learning_rate_init``. ``0.0`` freezes the
+        trunk: its weights do not move (whatever ``alpha``; ``"adamw"``'s
+        decoupled decay scales by the learning rate too) and its batch-norm
+        statistics stay those it starts with, so ``transform`` is the
+        pretrained model's. A frozen trunk cannot take ``group_lasso > 0``
+        (a ``ValueError``). No effect without a trunk.
     solver : {{"adam", "adamw", "sgd", "rmsprop", "adagrad"}}, default="adam"
         The torch optimizer. ``"sgd"`` uses Nesterov momentum 0.9, as
         ``{mlp}`` does.

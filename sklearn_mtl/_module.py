@@ -273,6 +273,15 @@ class MultiTaskModule(nn.Module):
         super().__init__()
         mmoe = architecture == "mmoe"
         self.n_experts = int(n_experts) if mmoe else 1
+        # What another model needs to build the same trunk (transfer).
+        self.trunk_shape = {
+            "hidden_layer_sizes": tuple(int(s) for s in hidden_layer_sizes),
+            "architecture": architecture,
+            "n_experts": self.n_experts,
+            "activation": activation,
+            "batch_norm": bool(batch_norm),
+        }
+        self.frozen_trunk = False
         self.trunk, width = _blocks(
             n_features,
             hidden_layer_sizes,
@@ -321,6 +330,92 @@ class MultiTaskModule(nn.Module):
 
     def forward(self, X):
         return self._head_outputs(self.trunk(X), self._gates_or_none(X))
+
+    @property
+    def representation_width(self):
+        """Width of the trunk's output (the experts' side by side for MMoE);
+        0 without a trunk."""
+        sizes = self.trunk_shape["hidden_layer_sizes"]
+        return self.n_experts * sizes[-1] if sizes else 0
+
+    def _trunk_layers(self):
+        """``(name, layer)`` of the trunk's layers with a state, by block:
+        ``"{block}.linear"`` and ``"{block}.batch_norm"``, whatever the
+        dropout layers between them."""
+        block = -1
+        for layer in self.trunk:
+            if _is_linear(layer):
+                block += 1
+                yield f"{block}.linear", layer
+            elif isinstance(layer, nn.BatchNorm1d):
+                yield f"{block}.batch_norm", layer
+
+    def trunk_state(self):
+        """A copy of the trunk's weights and batch-norm statistics.
+
+        Keys are ``"{block}.linear.{name}"`` and ``"{block}.batch_norm.{name}"``
+        (``name`` as in the layer's own ``state_dict``): they do not depend
+        on which blocks have a dropout layer, so a trunk trained with one
+        dropout loads into a trunk with another. Dropout layers (concrete
+        dropout's learned rate included) have no entry.
+        """
+        return {
+            f"{prefix}.{key}": value.detach().clone()
+            for prefix, layer in self._trunk_layers()
+            for key, value in layer.state_dict().items()
+        }
+
+    def load_trunk(self, state):
+        """Copy ``state`` (from :meth:`trunk_state`) into the trunk.
+
+        The trunk must have the same blocks (widths, experts, batch norm);
+        a mismatch is a ``ValueError``. The tensors are copied, so the
+        source of ``state`` never shares memory with this module.
+        """
+        layers = dict(self._trunk_layers())
+        expected = {
+            f"{prefix}.{key}": value.shape
+            for prefix, layer in layers.items()
+            for key, value in layer.state_dict().items()
+        }
+        given = {key: value.shape for key, value in state.items()}
+        if expected != given:
+            raise ValueError(
+                f"The trunk state does not fit this trunk: expected entries "
+                f"{expected}, got {given}."
+            )
+        for prefix, layer in layers.items():
+            start = prefix + "."
+            layer.load_state_dict(
+                {k[len(start) :]: v for k, v in state.items() if k.startswith(start)}
+            )
+
+    def freeze_trunk(self, frozen, keep_gradients=False):
+        """Freeze (or unfreeze) the trunk's weights and batch-norm statistics.
+
+        A frozen trunk's ``BatchNorm1d`` layers stay in evaluation mode
+        whatever :meth:`train` sets (their running statistics do not move),
+        and its parameters stop requiring gradients unless
+        ``keep_gradients`` (a task-balancing method that reads the trunk's
+        gradients); the optimiser's learning rate of 0 for them keeps them
+        in place either way. Concrete dropout's rates keep learning: they
+        are the new model's regularisation, not part of the representation.
+        """
+        self.frozen_trunk = bool(frozen)
+        for layer in self.trunk:
+            if isinstance(layer, ConcreteDropout):  # a rate, still learned
+                continue
+            for param in layer.parameters():
+                param.requires_grad_(not frozen or keep_gradients)
+        return self.train(self.training)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.frozen_trunk:
+            for layer in self.trunk:
+                if isinstance(layer, nn.BatchNorm1d):
+                    layer.eval()
+        return self
 
     def _gates_or_none(self, X):
         return None if self.gates is None else self.gate_weights(X)

@@ -3,8 +3,12 @@
 The estimators talk to it through a few methods: :meth:`build_net` makes
 one from a configuration, :meth:`MultiTaskNeuralNet.train_epochs` trains it,
 :meth:`~MultiTaskNeuralNet.retune` carries changed hyperparameters into a
-warm start, and :meth:`~MultiTaskNeuralNet.task_outputs` predicts (with
-optional Monte-Carlo passes, a variant of the evaluation step).
+warm start, :meth:`~MultiTaskNeuralNet.task_outputs` predicts (with
+optional Monte-Carlo passes, a variant of the evaluation step) and
+:meth:`~MultiTaskNeuralNet.trunk_outputs` returns the shared
+representation; :meth:`~MultiTaskNeuralNet.trunk_state` and
+:meth:`~MultiTaskNeuralNet.load_trunk` carry a trunk from one net to
+another.
 """
 
 import numpy as np
@@ -13,6 +17,7 @@ from skorch import NeuralNet
 from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
+from ._balancing import BALANCERS
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
@@ -39,11 +44,18 @@ class MultiTaskNeuralNet(NeuralNet):
         Size of the fast-gradient-sign perturbation each training batch is
         also trained on (Goodfellow et al., ICLR 2015); 0 trains on the
         clean batches only.
+    frozen_trunk : bool
+        Keep the trunk's weights and batch-norm statistics fixed (see
+        ``MultiTaskModule.freeze_trunk``).
+    trunk_gradients : bool
+        Whether a frozen trunk's parameters still get gradients (the
+        task-balancing methods that read them).
     """
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
-        mc_max_rows=16384, adversarial_epsilon=0.0, **kwargs,
+        mc_max_rows=16384, adversarial_epsilon=0.0, frozen_trunk=False,
+        trunk_gradients=False, **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.layout = layout
@@ -52,6 +64,13 @@ class MultiTaskNeuralNet(NeuralNet):
         self.n_train_rows = n_train_rows
         self.mc_max_rows = mc_max_rows
         self.adversarial_epsilon = adversarial_epsilon
+        self.frozen_trunk = frozen_trunk
+        self.trunk_gradients = trunk_gradients
+
+    def initialize_module(self):
+        super().initialize_module()
+        self.module_.freeze_trunk(self.frozen_trunk, self.trunk_gradients)
+        return self
 
     # -- the estimator's surface ------------------------------------------------
 
@@ -104,9 +123,49 @@ class MultiTaskNeuralNet(NeuralNet):
         self.iterator_train__shuffle = config.shuffle
         self.criterion_.task_weights.copy_(torch.as_tensor(task_weights))
         ratio = config.learning_rate / self.lr
+        trunk = self._trunk_group()
         for group in self.optimizer_.param_groups:  # learned groups keep their factor
             group["lr"] *= ratio
+        if trunk is not None:
+            trunk["lr"] = config.trunk_learning_rate
         self.lr = config.learning_rate
+        self.frozen_trunk = config.frozen_trunk
+        self.module_.freeze_trunk(config.frozen_trunk, self.trunk_gradients)
+
+    def _trunk_group(self):
+        """The optimiser's group of the trunk's weights, or None (no trunk)."""
+        first = next(iter(self.module_.trunk.parameters()), None)
+        return next(
+            (
+                group
+                for group in self.optimizer_.param_groups
+                if any(param is first for param in group["params"])
+            ),
+            None,
+        )
+
+    def trunk_state(self):
+        """A copy of the trunk's weights and batch-norm statistics, keyed by
+        block (see ``MultiTaskModule.trunk_state``)."""
+        return self.module_.trunk_state()
+
+    def load_trunk(self, state):
+        """Initialise the trunk from ``state`` (another net's
+        :meth:`trunk_state`), after ``initialize()``.
+
+        The tensors are copied into this net's own parameters and buffers
+        (on its device); the optimiser, built on those same tensors, is
+        left as it is.
+        """
+        with torch.no_grad():
+            self.module_.load_trunk(state)
+        return self
+
+    def trunk_outputs(self, dataset):
+        """The trunk's output ``(n, representation width)`` in evaluation
+        mode, float64 numpy."""
+        parts = list(self.forward_iter(dataset, device=self.device, trunk=True))
+        return torch.cat(parts).cpu().numpy().astype(np.float64)
 
     def task_outputs(self, dataset, mc_samples=0, seed=0):
         """The ``(n, n_outputs)`` outputs, class probabilities in place of
@@ -266,12 +325,16 @@ class MultiTaskNeuralNet(NeuralNet):
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
 
-    def evaluation_step(self, batch, training=False, mc_samples=0, generator=None):
+    def evaluation_step(
+        self, batch, training=False, mc_samples=0, generator=None, trunk=False
+    ):
         """The outputs of a batch; with ``mc_samples > 0`` the mean and
         standard deviation of that many stochastic passes (probabilities for
-        classification tasks)."""
+        classification tasks); with ``trunk`` the trunk's output."""
         Xi = batch[0]
         with torch.inference_mode():
+            if trunk:
+                return self.module_.trunk(Xi)
             if not mc_samples:
                 return self.infer(Xi)
             return self.module_.sample(
@@ -279,7 +342,9 @@ class MultiTaskNeuralNet(NeuralNet):
                 generator=generator,
             )
 
-    def forward_iter(self, X, training=False, device="cpu", mc_samples=0, generator=None):
+    def forward_iter(
+        self, X, training=False, device="cpu", mc_samples=0, generator=None, trunk=False
+    ):
         # One inference loop for plain and Monte-Carlo passes. The mode is
         # switched only when it differs (after training the module is already
         # in evaluation mode), not once per batch as in skorch.
@@ -288,7 +353,8 @@ class MultiTaskNeuralNet(NeuralNet):
             self._set_training(training)
         for batch in self.get_iterator(self.get_dataset(X), training=False):
             yield to_device(
-                self.evaluation_step(batch, training, mc_samples, generator), device=device
+                self.evaluation_step(batch, training, mc_samples, generator, trunk),
+                device=device,
             )
 
 
@@ -311,6 +377,7 @@ def build_net(config, layout, n_features, task_weights):
     criterion = {
         "layout": layout, "task_weights": task_weights, "balancing": config.balancing
     }
+    trunk_gradients = BALANCERS[config.balancing].needs_trunk
     return MultiTaskNeuralNet(
         module=MultiTaskModule,
         **{f"module__{k}": v for k, v in module.items()},
@@ -332,4 +399,6 @@ def build_net(config, layout, n_features, task_weights):
         l1_ratio=config.l1_ratio,
         mc_max_rows=config.mc_max_rows,
         adversarial_epsilon=config.adversarial_epsilon,
+        frozen_trunk=config.frozen_trunk,
+        trunk_gradients=trunk_gradients,
     )

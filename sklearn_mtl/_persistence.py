@@ -223,6 +223,9 @@ def save(estimator, path, *, include_optimizer=True):
     interrupted leaves the previous file at ``path`` untouched and removes
     its temporary file; only a process killed outright (``SIGKILL``, power
     loss) can leave that temporary file behind, which is safe to delete.
+    ``pretrained`` is saved as ``None``: the trunk it initialised is in the
+    saved weights, so a loaded model predicts and transforms as the saved one
+    (a new ``fit`` of it starts from scratch).
 
     Parameters
     ----------
@@ -290,6 +293,9 @@ def save(estimator, path, *, include_optimizer=True):
     if not hasattr(estimator, "net_"):
         raise ValueError(f"This {name} is not fitted yet; fit it before saving it.")
     params = estimator.get_params(deep=False)
+    # The pretrained model only initialised the trunk, which is now in the
+    # estimator's own weights (and its shape in ``_trunk_shape``).
+    params["pretrained"] = None
     attributes = {
         key: value
         for key, value in vars(estimator).items()
@@ -504,7 +510,10 @@ def _rebuild_net(estimator, content, device):
             UserWarning,
         )
         device = "cpu"
-    config = resolve_config(estimator, device=device)
+    # Files written before transfer have no trunk shape: the parameters have it.
+    config = resolve_config(
+        estimator, device=device, trunk=getattr(estimator, "_trunk_shape", None)
+    )
     task_weights = resolve_task_weights(estimator.task_weights, len(estimator.tasks_))
     layout = OutputLayout.from_tasks(estimator.tasks_)
     net = build_net(config, layout, estimator.n_features_in_, task_weights)

@@ -31,6 +31,7 @@ def test_config_optimizer_arguments():
     assert kwargs["param_groups"] == [
         ("balancer.*", {"lr": LEARNED_LR_FACTOR * 0.01}),
         ("trunk.*.logit", {"lr": LEARNED_LR_FACTOR * 0.01}),
+        ("trunk.*", {"lr": 0.01}),
     ]
 
 
