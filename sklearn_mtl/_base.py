@@ -16,10 +16,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.frozen import FrozenEstimator
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -29,9 +27,10 @@ from sklearn_compat.utils.validation import validate_data
 from ._balancing import BALANCERS
 from ._callbacks import training_callbacks
 from ._config import SOLVERS, pretrained_trunk, resolve_config, resolve_task_weights
-from ._data import make_dataset
+from ._data import early_stopping_datasets, make_dataset
 from ._module import ACTIVATIONS
 from ._net import build_net
+from ._representation import RepresentationMixin
 from ._targets import (
     check_task_counts,
     declared_kinds,
@@ -67,7 +66,7 @@ def _stack_columns(columns):
     return np.column_stack([c.astype(object) for c in columns])
 
 
-class BaseMultiTaskNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
     """Fit skeleton shared by every multi-task estimator (not public).
 
     A transformer too (as ``LinearDiscriminantAnalysis`` is a classifier and
@@ -438,7 +437,16 @@ class BaseMultiTaskNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         devices = [] if config.device == "cpu" else None
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            train, valid = self._datasets(X, targets, weights, config.device, early_stopping)
+            if early_stopping:
+                train, valid = early_stopping_datasets(
+                    X, targets, weights, config.device,
+                    validation_fraction=self.validation_fraction, rng=self._rng,
+                    stratify_first=self.tasks_[0].kind == CLASSIFICATION
+                    and bool(np.all(weights[:, 0] > 0)),
+                    n_main=self._n_main_tasks,
+                )
+            else:
+                train, valid = make_dataset(X, targets, weights, config.device), None
             if continuing:
                 self.net_.retune(config, task_weights)
             else:
@@ -472,37 +480,6 @@ class BaseMultiTaskNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 ConvergenceWarning,
             )
         return self
-
-    def _datasets(self, X, targets, weights, device, early_stopping):
-        """The training dataset, and the validation dataset or None."""
-        if not early_stopping:
-            return make_dataset(X, targets, weights, device), None
-        # Stratified on the first task when it is a fully labelled
-        # classification task; as in MLPClassifier, a class too small to be
-        # split is train_test_split's error.
-        first = self.tasks_[0]
-        fully_labelled = np.all(weights[:, 0] > 0)
-        stratify = targets[:, 0] if first.kind == CLASSIFICATION and fully_labelled else None
-        train_rows, valid_rows = train_test_split(
-            np.arange(X.shape[0]),
-            test_size=self.validation_fraction,
-            stratify=stratify,
-            random_state=self._rng,
-        )
-        if len(valid_rows) < 2:
-            raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
-            )
-        valid_weights = weights[valid_rows]
-        # The validation score is the estimator's score, over the tasks of y
-        # only: held-out rows keep no auxiliary label, and a task without
-        # labels has a NaN score, which the mean over tasks skips.
-        valid_weights[:, self._n_main_tasks :] = 0
-        return (
-            make_dataset(X[train_rows], targets[train_rows], weights[train_rows], device),
-            make_dataset(X[valid_rows], targets[valid_rows], valid_weights, device),
-        )
 
     # -- predict ----------------------------------------------------------------
 
@@ -602,85 +579,6 @@ class BaseMultiTaskNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Mean of the tasks' scores.
         """
         return mean_score(self._score_tasks(X, y, sample_weight))
-
-    # -- the shared representation ---------------------------------------------
-
-    def transform(self, X):
-        """The shared representation of ``X``: the trunk's output.
-
-        The output of the trunk's last block (after its activation) with
-        the network in evaluation mode: no dropout, batch norm on its
-        running statistics, so it is deterministic. With
-        ``architecture="mmoe"`` it is every expert's output side by side
-        (columns ``e * width`` to ``(e + 1) * width`` are expert ``e``'s,
-        ``width = hidden_layer_sizes[-1]``), before any task's gate weighs
-        them.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input samples.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_features_out)
-            The representation, float64 (computed in float32).
-            ``n_features_out`` is ``hidden_layer_sizes[-1]``, times
-            ``n_experts`` with ``architecture="mmoe"``; with ``pretrained``
-            the pretrained model's trunk decides it.
-        """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        self._check_trunk("transform")
-        return self.net_.trunk_outputs(make_dataset(X, device=self.net_.device))
-
-    def _check_trunk(self, method):
-        if not self.net_.module_.representation_width:
-            raise ValueError(
-                f"{method} returns the shared trunk's output, but this "
-                f"{type(self).__name__} has no trunk (hidden_layer_sizes=()); fit "
-                f"it with at least one hidden layer."
-            )
-
-    @property
-    def _n_features_out(self):
-        """Width of ``transform``'s output (ClassNamePrefixFeaturesOutMixin)."""
-        check_is_fitted(self)
-        self._check_trunk("get_feature_names_out")
-        return self.net_.module_.representation_width
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the columns of :meth:`transform`'s output.
-
-        The lower-cased class name and the column's index, as scikit-learn
-        names the outputs of its own transformers (e.g.
-        ``["multitasknetclassifier0", "multitasknetclassifier1", ...]``).
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Only checked against ``feature_names_in_`` (or the number of
-            features) when given; the output names do not depend on it.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-            One name per column of ``transform(X)``.
-        """
-        check_is_fitted(self)
-        return super().get_feature_names_out(input_features)
-
-    # -- clone ------------------------------------------------------------------
-
-    def __sklearn_clone__(self):
-        # scikit-learn's clone clones estimator-valued parameters, which would
-        # drop the fit of the pretrained model. It is read, never modified, so
-        # the clone shares it (as FrozenEstimator's clone is itself): searches
-        # and cross-validation then work with a bare fitted model too.
-        clone = super().__sklearn_clone__()
-        if self.pretrained is not None and not isinstance(self.pretrained, FrozenEstimator):
-            clone.pretrained = self.pretrained
-        return clone
 
     @property
     def feature_importances_(self):

@@ -8,8 +8,10 @@ at a time), so no per-row ``__getitem__`` runs in the training loop.
 import math
 import warnings
 
+import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.model_selection import train_test_split
 
 
 class TensorDataset(torch.utils.data.Dataset):
@@ -93,3 +95,35 @@ class BatchIterator:
         else:
             for start in range(0, n, size):
                 yield self.dataset.batch(slice(start, start + size))
+
+
+def early_stopping_datasets(
+    X, targets, weights, device, *, validation_fraction, rng, stratify_first, n_main
+):
+    """The training and validation datasets of an early-stopping fit.
+
+    The split is stratified on the first task when ``stratify_first`` (a
+    fully labelled classification task); as in ``MLPClassifier``, a class too
+    small to be split is ``train_test_split``'s error, and a validation set
+    of fewer than 2 rows is an error. The validation rows keep the labels of
+    the first ``n_main`` tasks (those of ``y``) only: the validation score is
+    the estimator's score, and a task without labels has a NaN score, which
+    the mean over tasks skips.
+    """
+    train_rows, valid_rows = train_test_split(
+        np.arange(X.shape[0]),
+        test_size=validation_fraction,
+        stratify=targets[:, 0] if stratify_first else None,
+        random_state=rng,
+    )
+    if len(valid_rows) < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' "
+            "or the size of your dataset."
+        )
+    valid_weights = weights[valid_rows]
+    valid_weights[:, n_main:] = 0
+    return (
+        make_dataset(X[train_rows], targets[train_rows], weights[train_rows], device),
+        make_dataset(X[valid_rows], targets[valid_rows], valid_weights, device),
+    )
