@@ -1,4 +1,5 @@
-"""Transfer: a trunk pretrained on a task with many labels, for a new task with few.
+"""Transfer: a trunk pretrained on a task with many labels, for a new task with few
+===================================================================================
 
 scikit-learn's 8x8 digits. The source task, the digit itself (10 classes),
 has many labels: 1,000 training images. The new task, "is the digit a prime
@@ -19,8 +20,9 @@ Five models for the new task, each scored on the 700 held-out images:
 The table shows the mean test accuracy (and its spread) over three random
 splits.
 
-Run: python examples/plot_transfer.py           (about a minute on 2 CPU cores)
-     python examples/plot_transfer.py --quick   (one split, a few epochs)
+Run (about a minute on 2 CPU cores; ``--quick``: one split, a few epochs)::
+
+    python examples/plot_transfer.py [--quick]
 """
 
 import argparse
@@ -85,7 +87,7 @@ def main(quick):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one split, 5 epochs")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)

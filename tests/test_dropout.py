@@ -69,13 +69,17 @@ def test_mc_std_grows_away_from_training_data(mc_regressor):
     assert np.all(np.isfinite(mean_far))
 
 
-def test_mc_std_is_zero_without_dropout(wave):
+def test_mc_without_dropout_is_deterministic_and_reports_no_std(wave):
+    # Every pass is the same without a dropout layer: the mean is the plain
+    # prediction, and a standard deviation of zeros (which would read as
+    # certainty) is refused, as with mc_samples=0.
     X, y = wave
     reg = MultiTaskNetRegressor(
         (32,), dropout=0.0, mc_samples=20, max_iter=20, random_state=0
     ).fit(X, y)
-    mean, std = reg.predict(X[:50], return_std=True)
-    assert np.all(std == 0)
+    mean = reg.predict(X[:50])
+    with pytest.raises(ValueError, match="has no dropout layer"):
+        reg.predict(X[:50], return_std=True)
     deterministic = reg.set_params(mc_samples=0).predict(X[:50])
     np.testing.assert_allclose(mean, deterministic, rtol=1e-5, atol=1e-6)
 

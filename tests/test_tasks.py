@@ -60,7 +60,7 @@ def test_task_spec_encodes_and_decodes():
     np.testing.assert_array_equal(encoded[:2], [1, 0])
     assert np.isnan(encoded[2])
     assert list(spec.decode(np.array([[0.2, 0.8], [0.9, 0.1]]))) == ["yes", "no"]
-    with pytest.raises(ValueError, match="not among the classes"):
+    with pytest.raises(ValueError, match="not among the model's classes"):
         spec.encode(np.array(["maybe"], dtype=object), np.array([False]))
     reg = TaskSpec(R, mean=10.0, scale=2.0)
     values = np.array([12.0, 8.0])
