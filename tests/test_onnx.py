@@ -1,7 +1,6 @@
 """ONNX export: onnxruntime reproduces predict and predict_proba."""
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -337,17 +336,6 @@ def test_bad_sample_is_an_error(data):
         to_onnx(clf, None)
     with pytest.raises(TypeError, match="X_sample has dtype complex128"):
         to_onnx(clf, X[:1].astype(complex))
-
-
-@pytest.mark.slow  # 200 epochs: about 2 s alone, 6 s on a busy machine
-def test_readme_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Deploying: save/load or ONNX", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    shown = section.split("prints\n\n```\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    assert capsys.readouterr().out == shown
 
 
 def test_missing_skl2onnx_is_an_import_error_with_the_fix(data, monkeypatch):
