@@ -20,6 +20,11 @@ times epochs; prediction rows/s one pass over all rows.
     python benchmarks/bench_speed.py                 # CPU, the full table
     python benchmarks/bench_speed.py --quick         # a smaller run
     python benchmarks/bench_speed.py --device cuda --batch-size 4096
+    python benchmarks/bench_speed.py --regime small  # or sparse, tasks, busy
+
+``--regime`` times one of the regimes where most users fit (small tables,
+sparse input, many tasks, a busy machine) against ``MLPClassifier`` and the
+loop instead; see ``_regimes.py``.
 """
 
 import argparse
@@ -36,6 +41,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier
 from torch import nn
 
+from _regimes import REGIMES
 from sklearn_mtl import MultiTaskNetClassifier
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -206,7 +212,18 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
     parser.add_argument("--quick", action="store_true", help="10k rows, 2 repeats")
     parser.add_argument("--json", help="save the results to this path")
+    parser.add_argument("--regime", choices=sorted(REGIMES), help="time a regime instead")
+    parser.add_argument("--sparse-epochs", type=int, default=2)
+    parser.add_argument("--tasks-epochs", type=int, default=2)
     args = parser.parse_args()
+    if args.regime:
+        print(f"regime {args.regime}, {args.repeats} repeats, torch threads "
+              f"{torch.get_num_threads()}")
+        results = REGIMES[args.regime](args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": vars(args), "results": results}, f, indent=2)
+        return
     if args.quick:
         args.n_samples, args.repeats = 10_000, 2
 

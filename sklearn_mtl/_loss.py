@@ -14,8 +14,8 @@ class MultiTaskLoss(nn.Module):
     batch's entries with their weights (zero for missing labels); a task with
     no labelled entry in the batch contributes zero. The tasks of a block of
     the layout (consecutive tasks of one kind and output size) are computed
-    together as one ``(n, tasks, outputs)`` tensor, so four binary tasks cost
-    one log-softmax, not four. The balancing method (see :mod:`._balancing`)
+    together as one ``(n * tasks, outputs)`` tensor, so four binary tasks cost
+    one cross-entropy, not four. The balancing method (see :mod:`._balancing`)
     combines the per-task losses, with the static ``task_weights``.
 
     Parameters
@@ -48,9 +48,12 @@ class MultiTaskLoss(nn.Module):
             outputs = y_pred[:, block.columns]
             truth = targets[:, block.first : block.stop]
             if block.kind == CLASSIFICATION:
-                log_proba = outputs.reshape(-1, block.n_tasks, block.size).log_softmax(dim=2)
                 losses.append(
-                    -log_proba.gather(2, truth.long().unsqueeze(2)).squeeze(2)
+                    nn.functional.cross_entropy(
+                        outputs.reshape(-1, block.size),
+                        truth.reshape(-1).long(),
+                        reduction="none",
+                    ).view(-1, block.n_tasks)
                 )
             else:
                 losses.append((outputs - truth).square())

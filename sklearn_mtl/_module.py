@@ -466,7 +466,15 @@ class MultiTaskModule(nn.Module):
     def weight_matrices(self):
         """The weights of the ``Linear`` layers (experts' and gates' included),
         which the L1/L2 penalty applies to."""
-        return [m.weight for m in self.modules() if _is_linear(m)]
+        # The layers are fixed at construction and moving the module keeps
+        # its parameter objects, so the list is built once.
+        if getattr(self, "_weight_matrices", None) is None:
+            self._weight_matrices = [m.weight for m in self.modules() if _is_linear(m)]
+        return self._weight_matrices
+
+    def _apply(self, fn, *args, **kwargs):
+        self._weight_matrices = None  # a conversion may replace the parameters
+        return super()._apply(fn, *args, **kwargs)
 
     def shared_parameters(self):
         """The trunk's parameters, which every task's loss reaches."""

@@ -14,6 +14,7 @@ another.
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import Callback, PrintLog
 from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
@@ -95,6 +96,18 @@ class MultiTaskNeuralNet(NeuralNet):
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
         return self.epochs_run_, stopped
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        self.batch_listeners_ = _batch_listeners(self)
+        return self
+
+    def get_default_callbacks(self):
+        # PrintLog formats a table every epoch even when it prints nothing.
+        return [
+            (name, cb) for name, cb in super().get_default_callbacks()
+            if self.verbose or not isinstance(cb, PrintLog)
+        ]
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
@@ -202,13 +215,44 @@ class MultiTaskNeuralNet(NeuralNet):
     # -- skorch's steps ---------------------------------------------------------
 
     def penalty(self):
+        """The value of ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) *
+        |W|_2^2)`` over the weight matrices (no graph)."""
+        if self.alpha == 0:
+            return 0.0
         weights = self.module_.weight_matrices()
         total = 0.0
+        with torch.no_grad():
+            if self.l1_ratio < 1:
+                squares = torch.stack(torch._foreach_norm(weights)).square().sum()
+                total = 0.5 * (1 - self.l1_ratio) * squares
+            if self.l1_ratio > 0:
+                total = total + self.l1_ratio * torch.stack(
+                    torch._foreach_norm(weights, 1)
+                ).sum()
+        return self.alpha * total
+
+    def penalty_gradient(self):
+        """Add the penalty's gradient, ``alpha * ((1 - l1_ratio) * W +
+        l1_ratio * sign(W))``, to the weights' gradients.
+
+        The penalty does not depend on the batch, so its gradient is written
+        in one multi-tensor operation after the backward pass rather than
+        differentiated through a graph of every weight matrix each step.
+        """
+        if self.alpha == 0:
+            return
+        pairs = [
+            (w, w.grad) for w in self.module_.weight_matrices() if w.grad is not None
+        ]
+        if not pairs:
+            return
+        weights, grads = map(list, zip(*pairs))
         if self.l1_ratio < 1:
-            total = 0.5 * (1 - self.l1_ratio) * sum(w.square().sum() for w in weights)
+            torch._foreach_add_(grads, weights, alpha=self.alpha * (1 - self.l1_ratio))
         if self.l1_ratio > 0:
-            total = total + self.l1_ratio * sum(w.abs().sum() for w in weights)
-        return total
+            torch._foreach_add_(
+                grads, torch._foreach_sign(weights), alpha=self.alpha * self.l1_ratio
+            )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         targets, weights = y_true
@@ -216,13 +260,12 @@ class MultiTaskNeuralNet(NeuralNet):
         return self.regularize(loss) if training else loss
 
     def regularize(self, loss):
-        """The training loss: ``loss`` plus the penalty and the concrete
-        dropout regulariser, which do not depend on the batch."""
-        if self.alpha > 0:
-            loss = loss + self.alpha * self.penalty()
+        """The training loss: ``loss`` plus the concrete dropout regulariser,
+        which does not depend on the batch. The penalty's value is added
+        without a graph (see :meth:`penalty_gradient`)."""
         if self.module_.concrete_layers:
             loss = loss + self.module_.concrete_regularizer(self.n_train_rows)
-        return loss
+        return loss + self.penalty()
 
     def adversarial_loss(self, Xi, yi, **fit_params):
         """The clean outputs and the training loss of a batch trained on
@@ -265,13 +308,18 @@ class MultiTaskNeuralNet(NeuralNet):
             return
         self._set_training(training)
         losses, sizes, task_sums = [], [], []
+        listen = self.batch_listeners_
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            if listen:
+                self.notify("on_batch_begin", batch=batch, training=training)
+            else:
+                self.history.new_batch()
             step = step_fn(batch, **fit_params)
             losses.append(step["loss"].detach())
             task_sums.append(self.criterion_.last_sums_)
             sizes.append(len(batch[0]))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            if listen:
+                self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
@@ -308,12 +356,14 @@ class MultiTaskNeuralNet(NeuralNet):
         )
         loss.backward()
         balancer.after_backward(self.module_, state)
-        self.notify(
-            "on_grad_computed",
-            named_parameters=TeeGenerator(self.get_all_learnable_params()),
-            batch=batch,
-            training=True,
-        )
+        self.penalty_gradient()
+        if self.batch_listeners_:
+            self.notify(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+                training=True,
+            )
         self._step_optimizer(None)
         balancer.after_step()
         return {"loss": loss, "y_pred": y_pred}
@@ -356,6 +406,22 @@ class MultiTaskNeuralNet(NeuralNet):
                 self.evaluation_step(batch, training, mc_samples, generator, trunk),
                 device=device,
             )
+
+
+_PER_BATCH = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+def _batch_listeners(net):
+    """Whether any callback of ``net`` (or a subclass of the net) has its own
+    per-batch method: only then are the per-batch notifications sent."""
+    overridden = any(
+        getattr(type(net), name) is not getattr(NeuralNet, name) for name in _PER_BATCH
+    )
+    return overridden or any(
+        getattr(type(cb), name) is not getattr(Callback, name)
+        for _, cb in net.callbacks_
+        for name in _PER_BATCH
+    )
 
 
 def build_net(config, layout, n_features, task_weights):

@@ -227,9 +227,11 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
     if kind == CLASSIFICATION:
         try:
             # An object column's labels are typed by their values (ints, bools...).
-            check_classification_targets(
-                np.array(labelled.tolist()) if labelled.dtype == object else labelled
-            )
+            # Integer and boolean labels are always classes: no check needed.
+            if labelled.dtype.kind not in "biu":
+                check_classification_targets(
+                    np.array(labelled.tolist()) if labelled.dtype == object else labelled
+                )
         except ValueError as exc:
             raise ValueError(f"{exc} (task {task} of {source})") from None
         try:

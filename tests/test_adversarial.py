@@ -111,7 +111,7 @@ def test_loss_is_the_mean_of_clean_and_adversarial_losses(noisy_features):
     adversarial = net.criterion_.per_task(net.module_(X_adv), targets, weights)
     expected = 0.5 * (clean + adversarial).detach()
     torch.testing.assert_close(averaged, expected)
-    penalty = est.alpha * net.penalty()
+    penalty = net.penalty()
     torch.testing.assert_close(loss.detach(), (expected.sum() + penalty).detach())
 
 

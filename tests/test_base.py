@@ -183,7 +183,19 @@ def test_penalty_is_on_weight_matrices_only(data):
     net = est.net_
     weights = [p for n, p in net.module_.named_parameters() if n.endswith("weight") and p.ndim == 2]
     expected = sum(0.3 * w.abs().sum() + 0.35 * w.square().sum() for w in weights)
-    assert net.penalty().item() == pytest.approx(expected.item(), rel=1e-5)
+    assert net.penalty().item() == pytest.approx(0.1 * expected.item(), rel=1e-5)
+    # The gradient written after the backward pass is the penalty's gradient.
+    params = list(net.module_.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    net.penalty_gradient()
+    written = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    (0.1 * expected).backward()
+    for p, grad in zip(params, written):
+        reference = p.grad if p.grad is not None else torch.zeros_like(p)
+        torch.testing.assert_close(grad, reference)
     strong = MultiTaskNetClassifier(**FAST, alpha=0.1, l1_ratio=1.0).fit(X, y)
     weak = MultiTaskNetClassifier(**FAST, alpha=0.0).fit(X, y)
     first = lambda e: e.net_.module_.trunk[0].weight.detach().abs()

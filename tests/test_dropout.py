@@ -209,7 +209,7 @@ def test_concrete_regularizer_in_training_loss(wave):
         out = net.module_(Xt)
         plain = net.get_loss(out, (targets, weights), training=False)
         trained = net.get_loss(out, (targets, weights), training=True)
-        expected = net.module_.concrete_regularizer(300) + reg.alpha * net.penalty()
+        expected = net.module_.concrete_regularizer(300) + net.penalty()
     torch.testing.assert_close(trained - plain, expected)
     assert net.n_train_rows == 300
 
