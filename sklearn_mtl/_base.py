@@ -31,22 +31,8 @@ from ._data import early_stopping_datasets, make_dataset
 from ._module import ACTIVATIONS
 from ._net import build_net
 from ._representation import RepresentationMixin
-from ._targets import (
-    check_task_counts,
-    declared_kinds,
-    infer_specs,
-    sample_weight_matrix,
-    task_columns_text,
-)
-from ._tasks import (
-    CLASSIFICATION,
-    REGRESSION,
-    OutputLayout,
-    auxiliary_columns,
-    check_finite_labels,
-    is_missing,
-    target_columns,
-)
+from ._targets import encode_targets, task_columns_text
+from ._tasks import CLASSIFICATION, REGRESSION, OutputLayout, TaskDecoder
 from .metrics import mean_score, per_task_scores
 
 
@@ -57,13 +43,6 @@ def _raise_naming(error, names, expected):
     if re.search(names, str(error)):
         raise error
     raise type(error)(f"{expected}; {error}") from error
-
-
-def _stack_columns(columns):
-    """``(n, n_tasks)`` array of per-task predictions; object dtype if they differ."""
-    if len({c.dtype for c in columns}) == 1:
-        return np.column_stack(columns)
-    return np.column_stack([c.astype(object) for c in columns])
 
 
 class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
@@ -241,79 +220,6 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
     def _n_main_tasks(self):
         return len(self.tasks_) - self.n_aux_tasks_
 
-    # -- encoding ---------------------------------------------------------------
-
-    def _encode(self, X, y, aux_targets, sample_weight, reset, classes=None):
-        """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays.
-
-        The tasks are the columns of ``y``, then those of ``aux_targets``. On
-        ``reset`` the task specifications are inferred from the labels, or
-        taken from ``classes`` (the label sets of the classification tasks of
-        ``y``) when given.
-        """
-        n_samples = X.shape[0]
-        columns, names, declared, one_d = target_columns(y, n_samples)
-        n_main = len(columns)
-        aux_names, aux_declared = [], []
-        if aux_targets is not None:
-            aux_columns, aux_names, aux_declared = auxiliary_columns(
-                aux_targets, n_samples
-            )
-        elif reset:
-            aux_columns = []
-        else:  # continued training without aux_targets: those tasks are unlabelled
-            aux_columns = [np.full(n_samples, np.nan)] * self.n_aux_tasks_
-        if not reset:
-            check_task_counts(
-                n_main, len(aux_columns), self._n_main_tasks, self.n_aux_tasks_
-            )
-        columns = columns + aux_columns
-        # (argument, position) of each task, for messages.
-        origins = [("y", t) for t in range(n_main)] + [
-            ("aux_targets", j) for j in range(len(aux_columns))
-        ]
-        missing = [is_missing(c) for c in columns]
-        for column, miss, (source, t) in zip(columns, missing, origins):
-            check_finite_labels(column, miss, t, source)
-        # One column of sample weights per task (a 1-D sample_weight serves all).
-        sample_weights = np.broadcast_to(
-            sample_weight_matrix(sample_weight, X, len(columns), len(aux_columns)),
-            (n_samples, len(columns)),
-        )
-        if reset:
-            kinds = self._main_kinds(names, declared) + declared_kinds(
-                self.aux_task_types, aux_names, aux_declared, "aux_task_types",
-                "aux_targets",
-            )
-            self.tasks_ = infer_specs(
-                columns, missing, sample_weights, n_main, kinds, one_d, classes
-            )
-            self.n_aux_tasks_ = len(aux_columns)
-            self._y_1d = one_d
-            # Column names of DataFrame targets, for displays.
-            self._target_names = (
-                names if hasattr(y, "iloc") and not one_d else None,
-                aux_names if hasattr(aux_targets, "iloc") else None,
-            )
-        targets = np.column_stack(
-            [
-                spec.encode(column, miss, source)
-                for spec, column, miss, (source, _) in zip(
-                    self.tasks_, columns, missing, origins
-                )
-            ]
-        )
-        weights = sample_weights * ~np.column_stack(missing)
-        # class_weight weighs the classes of the predicted tasks: those of y.
-        for t, spec in enumerate(self.tasks_[:n_main]):
-            if spec.kind == CLASSIFICATION:
-                labelled = ~missing[t]
-                per_sample = self._class_weights(t, spec, columns[t][labelled])
-                if per_sample is not None:
-                    weights[labelled, t] *= per_sample
-        targets[np.isnan(targets)] = 0
-        return targets, weights
-
     # -- fit --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -401,8 +307,8 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         else:
             trunk = None
         config = resolve_config(self, trunk=trunk)
-        targets, weights = self._encode(
-            X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
+        targets, weights = encode_targets(
+            self, X, y, aux_targets, sample_weight, reset=not continuing, classes=classes
         )
         task_weights = resolve_task_weights(
             self.task_weights, len(self.tasks_), task_columns_text(self.n_aux_tasks_)
@@ -483,27 +389,44 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
 
     # -- predict ----------------------------------------------------------------
 
-    def _task_outputs(self, X, auxiliary=False, return_std=False):
-        """Per task: class probabilities, or standardised values ``(n, 1)``.
-
-        The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks.
-        With ``mc_samples > 0`` the means over that many stochastic passes,
-        whose masks are seeded from ``random_state``; ``return_std=True``
-        (which needs them) also returns their standard deviations.
-        """
+    def _outputs(self, X, return_std=False):
+        """The network's ``(n, n_outputs)`` outputs, probabilities in place of
+        logits; with ``mc_samples > 0`` the means over that many stochastic
+        passes (masks seeded from ``random_state``), and with ``return_std``
+        also their standard deviations."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         net = self.net_
         dataset = make_dataset(X, device=net.device)
+        if self.mc_samples == 0:
+            return net.task_outputs(dataset)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        outputs, std = net.task_outputs(dataset, self.mc_samples, seed)
+        return (outputs, std) if return_std else outputs
+
+    def _task_outputs(self, X, auxiliary=False, return_std=False):
+        """Per task: class probabilities, or standardised values ``(n, 1)``.
+
+        The tasks of ``y``, or with ``auxiliary=True`` the auxiliary tasks;
+        see :meth:`_outputs`.
+        """
+        outputs = self._outputs(X, return_std)
         tasks = (
             slice(self._n_main_tasks, None) if auxiliary else slice(self._n_main_tasks)
         )
-        if self.mc_samples == 0:
-            return net.layout.split(net.task_outputs(dataset), tasks)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        outputs, std = net.task_outputs(dataset, self.mc_samples, seed)
-        means = net.layout.split(outputs, tasks)
-        return (means, net.layout.split(std, tasks)) if return_std else means
+        split = self.net_.layout.split
+        if return_std:
+            return split(outputs[0], tasks), split(outputs[1], tasks)
+        return split(outputs, tasks)
+
+    def _decoder(self):
+        """The :class:`TaskDecoder` of the tasks of y, planned once per fit
+        (kept on the net, so that predicting leaves the estimator as it is)."""
+        decoder = getattr(self.net_, "task_decoder_", None)
+        if decoder is None or decoder.specs is not self.tasks_:
+            decoder = TaskDecoder(self.tasks_, self._n_main_tasks, self.net_.layout)
+            self.net_.task_decoder_ = decoder
+        return decoder
 
     def _predict(self, X, return_std=False):
         """``predict`` of every estimator: labels or values of the tasks of y.
@@ -516,8 +439,8 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         check_is_fitted(self)
         tasks = self.tasks_[: self._n_main_tasks]
         if not return_std:
-            values = [spec.decode(out) for spec, out in zip(tasks, self._task_outputs(X))]
-            return values[0] if self._y_1d else _stack_columns(values)
+            values = self._decoder()(self._outputs(X))
+            return values[:, 0] if self._y_1d else values
         # Zeros would read as certainty: without stochastic passes of a
         # dropout layer there is no spread to report.
         if self.mc_samples == 0:
@@ -533,17 +456,17 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
                 "would be the same. Fit it with a dropout rate above 0 (e.g. "
                 "dropout=0.2) or dropout='concrete'."
             )
-        means, stds = self._task_outputs(X, return_std=True)
-        values = [spec.decode(mean) for spec, mean in zip(tasks, means)]
-        spreads = [
+        means, stds = self._outputs(X, return_std=True)
+        values = self._decoder()(means)
+        spreads = np.column_stack([
             std[:, 0].astype(np.float64) * spec.scale
             if spec.kind == REGRESSION
             else np.full(len(std), np.nan)
-            for spec, std in zip(tasks, stds)
-        ]
+            for spec, std in zip(tasks, self.net_.layout.split(stds))
+        ])
         if self._y_1d:
-            return values[0], spreads[0]
-        return _stack_columns(values), np.column_stack(spreads)
+            return values[:, 0], spreads[:, 0]
+        return values, spreads
 
     def _score_tasks(self, X, y, sample_weight):
         """Per-task scores of ``predict(X)`` against ``y``, errors naming y."""

@@ -47,7 +47,17 @@ class MultiTaskLoss(nn.Module):
         for block in self.layout.blocks:
             outputs = y_pred[:, block.columns]
             truth = targets[:, block.first : block.stop]
-            if block.kind == CLASSIFICATION:
+            if block.kind == CLASSIFICATION and block.size == 2:
+                # Two-class cross-entropy is the logistic loss of the logits'
+                # margin: the same value in one fused op, several times
+                # faster than a softmax over a dimension of two.
+                pairs = outputs.reshape(-1, block.n_tasks, 2)
+                losses.append(
+                    nn.functional.binary_cross_entropy_with_logits(
+                        pairs[:, :, 1] - pairs[:, :, 0], truth, reduction="none"
+                    )
+                )
+            elif block.kind == CLASSIFICATION:
                 losses.append(
                     nn.functional.cross_entropy(
                         outputs.reshape(-1, block.size),

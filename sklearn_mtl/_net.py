@@ -397,11 +397,17 @@ class MultiTaskNeuralNet(NeuralNet):
     ):
         # One inference loop for plain and Monte-Carlo passes. The mode is
         # switched only when it differs (after training the module is already
-        # in evaluation mode), not once per batch as in skorch.
+        # in evaluation mode), not once per batch as in skorch; a dataset of
+        # ours is sliced directly, without skorch's dataset and iterator
+        # factories (a per-call cost that a one-row prediction feels).
         self.check_is_fitted()
         if self.module_.training != training:
             self._set_training(training)
-        for batch in self.get_iterator(self.get_dataset(X), training=False):
+        if isinstance(X, TensorDataset):
+            batches = BatchIterator(X, self.iterator_valid__batch_size)
+        else:
+            batches = self.get_iterator(self.get_dataset(X), training=False)
+        for batch in batches:
             yield to_device(
                 self.evaluation_step(batch, training, mc_samples, generator, trunk),
                 device=device,

@@ -6,7 +6,17 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight
 
-from ._tasks import CLASSIFICATION, REGRESSION, declared_specs, infer_kind, infer_spec
+from ._tasks import (
+    CLASSIFICATION,
+    REGRESSION,
+    auxiliary_columns,
+    check_finite_labels,
+    declared_specs,
+    infer_kind,
+    infer_spec,
+    is_missing,
+    target_columns,
+)
 
 
 def task_columns_text(n_aux):
@@ -105,3 +115,75 @@ def check_task_counts(n_main, n_aux, fitted_main, fitted_aux):
             f"aux_targets has {n_aux} columns but the model was fitted with "
             f"{fitted_aux} auxiliary tasks."
         )
+
+
+def encode_targets(estimator, X, y, aux_targets, sample_weight, reset, classes=None):
+    """Targets and loss weights as float32 ``(n_samples, n_tasks)`` arrays.
+
+    The tasks are the columns of ``y``, then those of ``aux_targets``. On
+    ``reset`` the task specifications are inferred from the labels, or
+    taken from ``classes`` (the label sets of the classification tasks of
+    ``y``) when given.
+    """
+    n_samples = X.shape[0]
+    columns, names, declared, one_d = target_columns(y, n_samples)
+    n_main = len(columns)
+    aux_names, aux_declared = [], []
+    if aux_targets is not None:
+        aux_columns, aux_names, aux_declared = auxiliary_columns(
+            aux_targets, n_samples
+        )
+    elif reset:
+        aux_columns = []
+    else:  # continued training without aux_targets: those tasks are unlabelled
+        aux_columns = [np.full(n_samples, np.nan)] * estimator.n_aux_tasks_
+    if not reset:
+        check_task_counts(
+            n_main, len(aux_columns), estimator._n_main_tasks, estimator.n_aux_tasks_
+        )
+    columns = columns + aux_columns
+    # (argument, position) of each task, for messages.
+    origins = [("y", t) for t in range(n_main)] + [
+        ("aux_targets", j) for j in range(len(aux_columns))
+    ]
+    missing = [is_missing(c) for c in columns]
+    for column, miss, (source, t) in zip(columns, missing, origins):
+        check_finite_labels(column, miss, t, source)
+    # One column of sample weights per task (a 1-D sample_weight serves all).
+    sample_weights = np.broadcast_to(
+        sample_weight_matrix(sample_weight, X, len(columns), len(aux_columns)),
+        (n_samples, len(columns)),
+    )
+    if reset:
+        kinds = estimator._main_kinds(names, declared) + declared_kinds(
+            estimator.aux_task_types, aux_names, aux_declared, "aux_task_types",
+            "aux_targets",
+        )
+        estimator.tasks_ = infer_specs(
+            columns, missing, sample_weights, n_main, kinds, one_d, classes
+        )
+        estimator.n_aux_tasks_ = len(aux_columns)
+        estimator._y_1d = one_d
+        # Column names of DataFrame targets, for displays.
+        estimator._target_names = (
+            names if hasattr(y, "iloc") and not one_d else None,
+            aux_names if hasattr(aux_targets, "iloc") else None,
+        )
+    targets = np.column_stack(
+        [
+            spec.encode(column, miss, source)
+            for spec, column, miss, (source, _) in zip(
+                estimator.tasks_, columns, missing, origins
+            )
+        ]
+    )
+    weights = sample_weights * ~np.column_stack(missing)
+    # class_weight weighs the classes of the predicted tasks: those of y.
+    for t, spec in enumerate(estimator.tasks_[:n_main]):
+        if spec.kind == CLASSIFICATION:
+            labelled = ~missing[t]
+            per_sample = estimator._class_weights(t, spec, columns[t][labelled])
+            if per_sample is not None:
+                weights[labelled, t] *= per_sample
+    targets[np.isnan(targets)] = 0
+    return targets, weights

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.utils.multiclass import check_classification_targets
 
 CLASSIFICATION = "classification"
@@ -402,13 +403,72 @@ class OutputLayout:
         task (torch tensor, modified in place and returned), one softmax per
         block."""
         for block in self.blocks:
-            if block.kind == CLASSIFICATION:
-                logits = outputs[:, block.columns]
-                shape = (-1, block.n_tasks, block.size)
-                logits.copy_(logits.reshape(shape).softmax(dim=2).reshape(logits.shape))
+            if block.kind != CLASSIFICATION:
+                continue
+            logits = outputs[:, block.columns]
+            shape = (-1, block.n_tasks, block.size)
+            if block.size == 2:  # the sigmoid of the margins: torch's softmax
+                pairs = logits.reshape(shape)  # over two is several times slower
+                margin = pairs[:, :, 1] - pairs[:, :, 0]
+                proba = torch.stack([torch.sigmoid(-margin), torch.sigmoid(margin)], 2)
+            else:
+                proba = logits.reshape(shape).softmax(dim=2)
+            logits.copy_(proba.reshape(logits.shape))
         return outputs
 
     def split(self, outputs, tasks=slice(None)):
         """Per task of ``tasks`` (a slice of the tasks), its contiguous columns
         of the numpy array ``outputs``."""
         return [np.ascontiguousarray(outputs[:, cols]) for cols in self.slices[tasks]]
+
+
+class TaskDecoder:
+    """Predictions of the first ``n_tasks`` tasks from the network's
+    ``(n, n_outputs)`` outputs (probabilities or logits, and standardised
+    values): an ``(n, n_tasks)`` array in the tasks' common dtype, or
+    ``object`` when they differ.
+
+    Planned once from the task specifications (the estimator keeps one per
+    fit) and applied one block at a time: one ``argmax`` for a block of
+    classification tasks that share their labels and one affine map for a
+    block of regression tasks, so prediction does not run a Python loop
+    over hundreds of tasks.
+    """
+
+    def __init__(self, specs, n_tasks, layout):
+        self.specs = specs
+        self.plan = []  # (kind, columns, k, size, labels or per-task labels)
+        for block in layout.blocks:
+            stop = min(block.stop, n_tasks)
+            if block.first >= stop:
+                break
+            k = stop - block.first
+            columns = slice(block.column, block.column + k * block.size)
+            chunk = specs[block.first : stop]
+            if block.kind == CLASSIFICATION:
+                first = chunk[0].classes
+                shared = all(np.array_equal(spec.classes, first) for spec in chunk)
+                labels = first if shared else [spec.classes for spec in chunk]
+            else:
+                labels = (
+                    np.array([spec.scale for spec in chunk]),
+                    np.array([spec.mean for spec in chunk]),
+                )
+            self.plan.append((block.kind, columns, k, block.size, labels))
+
+    def __call__(self, outputs):
+        pieces = []
+        for kind, columns, k, size, labels in self.plan:
+            values = outputs[:, columns]
+            if kind == REGRESSION:
+                scale, mean = labels
+                pieces.append(values.astype(np.float64) * scale + mean)
+                continue
+            index = values.reshape(len(outputs), k, size).argmax(axis=2)
+            if isinstance(labels, list):
+                pieces.extend(cls[index[:, j : j + 1]] for j, cls in enumerate(labels))
+            else:
+                pieces.append(labels[index])
+        if len({piece.dtype for piece in pieces}) > 1:
+            pieces = [piece.astype(object) for piece in pieces]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)

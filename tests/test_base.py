@@ -18,6 +18,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
 from sklearn_mtl._data import BatchIterator, make_dataset
 from sklearn_mtl._module import MultiTaskModule
+from sklearn_mtl._targets import encode_targets
 
 FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=40, random_state=0)
 
@@ -412,7 +413,7 @@ def test_prediction_and_validation_set_the_mode_once(monkeypatch):
     assert len(outputs) == 3 and all(torch.is_inference(out) for out in outputs)
     assert switches == [False]
     switches.clear()
-    targets, weights = clf._encode(X, y, None, None, reset=False)
+    targets, weights = encode_targets(clf, X, y, None, None, reset=False)
     valid = net.get_iterator(make_dataset(X, targets, weights), training=False)
     net.history.new_epoch()
     net.run_single_epoch(valid, training=False, prefix="valid", step_fn=net.validation_step)
