@@ -70,6 +70,11 @@ def make_dataset(X, targets=None, weights=None, device="cpu"):
     return TensorDataset(X, targets, weights, device=device)
 
 
+# Dense inputs of at most this many values are shuffled with one copy per
+# epoch (16 MiB of float32) rather than gathered batch by batch.
+SHUFFLED_COPY_LIMIT = 1 << 22
+
+
 class BatchIterator:
     """Yield batches of a :class:`TensorDataset` by slicing its tensors.
 
@@ -88,8 +93,19 @@ class BatchIterator:
     def __iter__(self):
         n, size = len(self.dataset), self.batch_size
         if self.shuffle:
-            device = self.dataset.X.device if torch.is_tensor(self.dataset.X) else "cpu"
-            order = torch.randperm(n, device=device)
+            dense = torch.is_tensor(self.dataset.X)
+            order = torch.randperm(n, device=self.dataset.X.device if dense else "cpu")
+            if dense and self.dataset.X.numel() <= SHUFFLED_COPY_LIMIT:
+                # One gather of the whole epoch, then views: the same batches
+                # without two indexing operations per batch.
+                epoch = self.dataset.batch(order)
+                for start in range(0, n, size):
+                    rows = slice(start, start + size)
+                    yield epoch[0][rows], (
+                        None if epoch[1] is None
+                        else (epoch[1][0][rows], epoch[1][1][rows])
+                    )
+                return
             for start in range(0, n, size):
                 yield self.dataset.batch(order[start : start + size])
         else:

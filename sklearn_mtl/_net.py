@@ -22,6 +22,7 @@ from ._balancing import BALANCERS
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
+from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 
 
 class MultiTaskNeuralNet(NeuralNet):
@@ -91,7 +92,13 @@ class MultiTaskNeuralNet(NeuralNet):
         # Counted as they start: a callback may replace the history (skorch's
         # LoadInitState), so its length does not tell what this call trained.
         self.epochs_run_ = 0
-        self.partial_fit(dataset, epochs=epochs)
+        if str(self.device) == "cpu":  # see _threads: the count follows the work
+            step, epoch = step_work(self.module_, self.batch_size, len(dataset))
+            self.thread_plan_ = ThreadPlan(step, epoch, torch.get_num_threads())
+        else:
+            self.thread_plan_ = None
+        with fit_threads(self.thread_plan_):
+            self.partial_fit(dataset, epochs=epochs)
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
@@ -111,6 +118,9 @@ class MultiTaskNeuralNet(NeuralNet):
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
+        plan = getattr(self, "thread_plan_", None)
+        if plan is not None and self.epochs_run_ > 0:
+            set_epoch_threads(plan)
         self.epochs_run_ += 1
 
     def retune(self, config, task_weights):

@@ -78,3 +78,46 @@ def test_validation_score_of_a_mixed_model_is_its_score(noisy):
     assert history[best, "valid_score"] == pytest.approx(
         np.mean([history[best, "valid_score_task0"], history[best, "valid_score_task1"]])
     )
+
+
+def test_per_batch_calls_reach_a_callback_that_listens_only():
+    # Without a per-batch listener the loop sends no per-batch notification
+    # (the history still gets one record per batch); a callback with its own
+    # on_batch_begin / on_grad_computed / on_batch_end gets every call.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    sent = []
+    est = MultiTaskNetClassifier((4,), max_iter=2, batch_size=25, random_state=0)
+    est.fit(X, y)
+    net = est.net_
+    notify = net.notify
+    net.notify = lambda name, **kw: (sent.append(name), notify(name, **kw))
+    est.set_params(warm_start=True).fit(X, y)
+    assert not net.batch_listeners_
+    assert not {"on_batch_begin", "on_batch_end", "on_grad_computed"} & set(sent)
+    assert [len(epoch["batches"]) for epoch in net.history] == [4] * 4
+    assert all("train_loss" in batch for epoch in net.history for batch in epoch["batches"])
+
+    class Count(Callback):
+        def initialize(self):
+            self.calls = {"begin": 0, "grad": 0, "end": 0}
+            return self
+
+        def on_batch_begin(self, net, **kwargs):
+            self.calls["begin"] += 1
+
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            self.calls["grad"] += 1
+
+        def on_batch_end(self, net, **kwargs):
+            self.calls["end"] += 1
+
+    counter = Count()
+    est = MultiTaskNetClassifier(
+        (4,), max_iter=2, batch_size=25, random_state=0, callbacks=[counter]
+    ).fit(X, y)
+    assert est.net_.batch_listeners_
+    (used,) = [cb for _, cb in est.net_.callbacks_ if isinstance(cb, Count)]
+    assert used.calls == {"begin": 8, "grad": 8, "end": 8}
+    assert [len(epoch["batches"]) for epoch in est.net_.history] == [4, 4]

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_mtl._tasks import CLASSIFICATION, REGRESSION, OutputLayout, TaskSpec
+from sklearn_mtl._tasks import (
+    CLASSIFICATION,
+    REGRESSION,
+    OutputLayout,
+    TaskDecoder,
+    TaskSpec,
+)
 
 C, R = CLASSIFICATION, REGRESSION
 
@@ -66,3 +72,28 @@ def test_task_spec_encodes_and_decodes():
     values = np.array([12.0, 8.0])
     np.testing.assert_allclose(reg.encode(values, np.zeros(2, bool)), [1.0, -1.0])
     np.testing.assert_allclose(reg.decode(np.array([[1.0], [-1.0]], np.float32)), values)
+
+
+def test_task_decoder_matches_each_task_decoded_alone():
+    rng = np.random.RandomState(0)
+    specs = [
+        TaskSpec(C, classes=np.array([0, 1])),
+        TaskSpec(C, classes=np.array([0, 1])),
+        TaskSpec(C, classes=np.array([3, 7])),  # same size, other labels
+        TaskSpec(R, mean=2.0, scale=3.0),
+        TaskSpec(R, mean=-1.0, scale=0.5),
+        TaskSpec(C, classes=np.array(["a", "b", "c"])),
+        TaskSpec(C, classes=np.array([0, 1])),  # an auxiliary task: not decoded
+    ]
+    layout = OutputLayout.from_tasks(specs)
+    outputs = rng.normal(size=(9, layout.n_outputs)).astype(np.float32)
+    decoded = TaskDecoder(specs, 6, layout)(outputs)
+    assert decoded.shape == (9, 6) and decoded.dtype == object
+    for t, spec in enumerate(specs[:6]):
+        expected = spec.decode(outputs[:, layout.slices[t]])
+        assert list(decoded[:, t]) == list(expected)
+    numeric = TaskDecoder(specs, 3, layout)(outputs)
+    assert numeric.dtype == np.int64 and numeric.shape == (9, 3)
+    regression = TaskDecoder(specs[3:5], 2, OutputLayout.from_tasks(specs[3:5]))
+    values = regression(outputs[:, 6:8])
+    np.testing.assert_allclose(values, outputs[:, 6:8] * [3.0, 0.5] + [2.0, -1.0], rtol=1e-6)
