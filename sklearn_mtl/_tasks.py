@@ -48,7 +48,9 @@ class TaskSpec:
         """Class indices or standardised values as float32; NaN where missing."""
         encoded = np.full(len(column), np.nan, dtype=np.float32)
         labelled = column[~missing]
-        if self.kind == CLASSIFICATION:
+        if self.kind == CLASSIFICATION and _is_range(self.classes, labelled):
+            encoded[~missing] = labelled - self.classes[0]  # labels 0..K-1 and such
+        elif self.kind == CLASSIFICATION:
             index = np.searchsorted(self.classes, labelled)
             index = np.minimum(index, len(self.classes) - 1)
             unknown = self.classes[index] != labelled
@@ -70,6 +72,27 @@ class TaskSpec:
         if self.kind == CLASSIFICATION:
             return self.classes[np.argmax(outputs, axis=1)]
         return outputs[:, 0].astype(np.float64) * self.scale + self.mean
+
+
+def _is_range(classes, labels):
+    """Whether integer ``labels`` all fall in ``classes``, a run of
+    consecutive integers (then a label's index is its offset)."""
+    return (
+        classes.dtype.kind in "iu" and labels.dtype.kind in "iu" and len(labels)
+        and int(classes[-1]) - int(classes[0]) == len(classes) - 1
+        and labels.min() >= classes[0] and labels.max() <= classes[-1]
+    )
+
+
+def _distinct(values):
+    """Sorted distinct values of a 1-D array: by counting for integers of a
+    small range (one pass, no sort), else ``np.unique``."""
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low <= max(1024, 4 * len(values)):
+            present = np.flatnonzero(np.bincount(values - low, minlength=1))
+            return (present + low).astype(values.dtype)
+    return np.unique(values)
 
 
 def is_missing(column):
@@ -153,7 +176,12 @@ def infer_kind(column, missing):
             labelled = labelled.astype(np.float64)
         except (TypeError, ValueError):
             return CLASSIFICATION  # mixed label types: infer_spec says so
-    elif labelled.dtype.kind not in "iuf":
+    elif labelled.dtype.kind in "iu":
+        return (
+            CLASSIFICATION if len(_distinct(labelled)) <= MAX_INFERRED_CLASSES
+            else REGRESSION
+        )
+    elif labelled.dtype.kind != "f":
         return CLASSIFICATION
     values = labelled.astype(np.float64)
     if not np.all(np.isfinite(values)):
@@ -236,7 +264,7 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
         except ValueError as exc:
             raise ValueError(f"{exc} (task {task} of {source})") from None
         try:
-            classes = np.unique(labelled)
+            classes = _distinct(labelled)
         except TypeError:
             types = sorted({type(v).__name__ for v in labelled})
             raise TypeError(

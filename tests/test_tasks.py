@@ -97,3 +97,19 @@ def test_task_decoder_matches_each_task_decoded_alone():
     regression = TaskDecoder(specs[3:5], 2, OutputLayout.from_tasks(specs[3:5]))
     values = regression(outputs[:, 6:8])
     np.testing.assert_allclose(values, outputs[:, 6:8] * [3.0, 0.5] + [2.0, -1.0], rtol=1e-6)
+
+
+def test_integer_labels_are_counted_and_encoded_as_offsets():
+    from sklearn_mtl._tasks import _distinct
+
+    rng = np.random.RandomState(0)
+    for labels in (rng.randint(-3, 4, 50), rng.randint(0, 10**9, 50), np.array([2, 5, 9, 5])):
+        np.testing.assert_array_equal(_distinct(labels), np.unique(labels))
+        spec = TaskSpec(C, classes=np.unique(labels))
+        missing = np.zeros(len(labels), dtype=bool)
+        np.testing.assert_array_equal(
+            spec.encode(labels, missing), np.searchsorted(spec.classes, labels)
+        )
+    spec = TaskSpec(C, classes=np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"labels array\(\[3\]\)"):
+        spec.encode(np.array([0, 3]), np.zeros(2, dtype=bool))
