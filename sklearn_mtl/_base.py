@@ -389,9 +389,10 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
 
     # -- predict ----------------------------------------------------------------
 
-    def _outputs(self, X, return_std=False):
+    def _outputs(self, X, return_std=False, proba=True):
         """The network's ``(n, n_outputs)`` outputs, probabilities in place of
-        logits; with ``mc_samples > 0`` the means over that many stochastic
+        logits (or, with ``proba=False`` and no Monte-Carlo passes, the
+        logits); with ``mc_samples > 0`` the means over that many stochastic
         passes (masks seeded from ``random_state``), and with ``return_std``
         also their standard deviations."""
         check_is_fitted(self)
@@ -399,7 +400,7 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         net = self.net_
         dataset = make_dataset(X, device=net.device)
         if self.mc_samples == 0:
-            return net.task_outputs(dataset)
+            return net.task_outputs(dataset, proba=proba)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         outputs, std = net.task_outputs(dataset, self.mc_samples, seed)
         return (outputs, std) if return_std else outputs
@@ -439,7 +440,7 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         check_is_fitted(self)
         tasks = self.tasks_[: self._n_main_tasks]
         if not return_std:
-            values = self._decoder()(self._outputs(X))
+            values = self._decoder()(self._outputs(X, proba=False))
             return values[:, 0] if self._y_1d else values
         # Zeros would read as certainty: without stochastic passes of a
         # dropout layer there is no spread to report.

@@ -190,17 +190,18 @@ class MultiTaskNeuralNet(NeuralNet):
         parts = list(self.forward_iter(dataset, device=self.device, trunk=True))
         return torch.cat(parts).cpu().numpy().astype(np.float64)
 
-    def task_outputs(self, dataset, mc_samples=0, seed=0):
+    def task_outputs(self, dataset, mc_samples=0, seed=0, proba=True):
         """The ``(n, n_outputs)`` outputs, class probabilities in place of
-        logits, as a numpy array; with ``mc_samples > 0`` the mean and the
-        standard deviation of that many stochastic passes.
+        logits (unless ``proba=False``: the logits, enough to pick labels),
+        as a numpy array; with ``mc_samples > 0`` the mean and the standard
+        deviation of that many stochastic passes (of the probabilities).
 
         The Monte-Carlo masks come from a generator of this call, seeded with
         ``seed``: concurrent calls do not share a random state.
         """
         if not mc_samples:
             outputs = torch.cat(list(self.forward_iter(dataset, device=self.device)))
-            return self.layout.softmax(outputs).cpu().numpy()
+            return (self.layout.softmax(outputs) if proba else outputs).cpu().numpy()
         generator = torch.Generator(self.device).manual_seed(seed)
         passes = list(
             self.forward_iter(

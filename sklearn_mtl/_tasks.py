@@ -428,26 +428,30 @@ class OutputLayout:
 
     def softmax(self, outputs):
         """Class probabilities in place of the logits of every classification
-        task (torch tensor, modified in place and returned), one softmax per
-        block."""
+        task, one softmax per block (torch tensor: the input modified in
+        place, or a new tensor when one block covers every column)."""
         for block in self.blocks:
             if block.kind != CLASSIFICATION:
                 continue
             logits = outputs[:, block.columns]
             shape = (-1, block.n_tasks, block.size)
-            if block.size == 2:  # the sigmoid of the margins: torch's softmax
-                pairs = logits.reshape(shape)  # over two is several times slower
-                margin = pairs[:, :, 1] - pairs[:, :, 0]
-                proba = torch.stack([torch.sigmoid(-margin), torch.sigmoid(margin)], 2)
+            if block.size == 2:
+                # p_k = sigmoid(z_k - z_other), both margins from one product:
+                # torch's softmax over a dimension of two is several times slower.
+                margins = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], device=outputs.device)
+                proba = torch.sigmoid_(logits.reshape(shape) @ margins.to(outputs.dtype))
             else:
                 proba = logits.reshape(shape).softmax(dim=2)
+            if len(self.blocks) == 1:
+                return proba.reshape(outputs.shape)
             logits.copy_(proba.reshape(logits.shape))
         return outputs
 
     def split(self, outputs, tasks=slice(None)):
-        """Per task of ``tasks`` (a slice of the tasks), its contiguous columns
-        of the numpy array ``outputs``."""
-        return [np.ascontiguousarray(outputs[:, cols]) for cols in self.slices[tasks]]
+        """Per task of ``tasks`` (a slice of the tasks), its columns of the
+        numpy array ``outputs``: views, not copies (a copy per task costs as
+        much as the forward pass when there are hundreds of tasks)."""
+        return [outputs[:, cols] for cols in self.slices[tasks]]
 
 
 class TaskDecoder:
@@ -492,11 +496,17 @@ class TaskDecoder:
                 scale, mean = labels
                 pieces.append(values.astype(np.float64) * scale + mean)
                 continue
-            index = values.reshape(len(outputs), k, size).argmax(axis=2)
-            if isinstance(labels, list):
-                pieces.extend(cls[index[:, j : j + 1]] for j, cls in enumerate(labels))
+            if size == 2:  # argmax of a pair (ties go to the first, as argmax)
+                index = values[:, 1::2] > values[:, 0::2]
             else:
-                pieces.append(labels[index])
+                index = values.reshape(len(outputs), k, size).argmax(axis=2)
+            if isinstance(labels, list):
+                index = index.astype(np.intp)  # a boolean index would be a mask
+                pieces.extend(cls[index[:, j : j + 1]] for j, cls in enumerate(labels))
+            elif labels.dtype.kind in "iu" and np.array_equal(labels, np.arange(size)):
+                pieces.append(index.astype(labels.dtype))  # labels 0..K-1
+            else:
+                pieces.append(labels[index.astype(np.intp)])
         if len({piece.dtype for piece in pieces}) > 1:
             pieces = [piece.astype(object) for piece in pieces]
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
