@@ -16,7 +16,7 @@ import torch
 from sklearn.frozen import FrozenEstimator
 
 from ._balancing import BALANCERS
-from ._sparse import LazyAdam
+from ._sparse import LazyAdam, SparseAdagrad
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),
@@ -38,7 +38,7 @@ MC_MAX_ROWS = {"cpu": 16384, "cuda": 2**20}
 # Adagrad's step leaves in place).
 SPARSE_SOLVERS = {
     "adam": (LazyAdam, {}),
-    "adagrad": (torch.optim.Adagrad, {"foreach": False}),
+    "adagrad": (SparseAdagrad, {"foreach": False}),
 }
 # Learning rate of the concrete dropout logits and of the learned task weights
 # (log-variances, GradNorm weights), relative to learning_rate_init: one

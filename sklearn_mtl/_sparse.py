@@ -121,11 +121,19 @@ class SparseLinear(nn.Module):
         self.out_features = out_features
         self.sparse_gradient = sparse_gradient
         # nn.Linear's draws: kaiming_uniform(a=sqrt(5)) of the (out, in)
-        # matrix, row by row, then the bias.
-        weight = torch.empty(out_features, in_features)
-        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
-        self.weight = nn.Parameter(weight.t().contiguous())
-        del weight
+        # matrix, row after row, then the bias. Drawn a block of rows at a
+        # time into the transposed weight: for 1,000,000 x 256 that takes
+        # 3.0 s against 5.9 s for a whole draw and a transposing copy, with
+        # a 64 MB buffer rather than a second 1 GB matrix.
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        block = max(1, min(out_features, (1 << 24) // max(in_features, 1)))
+        buffer = torch.empty(block, in_features)
+        with torch.no_grad():
+            for start in range(0, out_features, block):
+                rows = buffer[: min(block, out_features - start)]
+                nn.init.kaiming_uniform_(rows, a=math.sqrt(5))
+                self.weight[:, start : start + len(rows)].copy_(rows.t())
+        del buffer
         bound = 1 / math.sqrt(in_features) if in_features > 0 else 0
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
 
@@ -255,3 +263,17 @@ class LazyAdam(torch.optim.Optimizer):
                 update = m.div_(v.sqrt_().add_(group["eps"]))
                 param.index_add_(0, rows, update, alpha=-step_size)
         return loss
+
+
+class SparseAdagrad(torch.optim.Adagrad):
+    """torch's Adagrad for row-sparse gradients (its exact sparse step), quiet.
+
+    Its sparse step builds sparse tensors without saying whether torch should
+    check their invariants, for which torch warns; the gradients it reads
+    come from ``embedding_bag`` and the lazy penalty, which are valid.
+    """
+
+    def step(self, closure=None):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse invariant checks")
+            return super().step(closure)

@@ -28,7 +28,7 @@ from sklearn_mtl._sparse import (
     take_rows,
 )
 
-SMALL = dict(hidden_layer_sizes=(8,), learning_rate_init=1e-2, max_iter=4, random_state=0)
+SMALL = {"hidden_layer_sizes": (8,), "learning_rate_init": 1e-2, "max_iter": 4, "random_state": 0}
 
 
 @pytest.fixture(autouse=True)
@@ -325,6 +325,7 @@ def test_monte_carlo_passes_on_csr_equal_dense(data, hidden):
     if hidden:
         mean, std = est.predict(X, return_std=True)
         dense_mean, dense_std = est.predict(X.toarray(), return_std=True)
+        np.testing.assert_allclose(mean, dense_mean, atol=1e-5)
         np.testing.assert_allclose(std, dense_std, atol=1e-5)
         assert (std > 0).mean() > 0.5
 
