@@ -297,6 +297,8 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
+        if not continuing:  # a net fitted on sparse X reads CSR batches (_sparse)
+            self._sparse_input = sp.issparse(X)
         source_trunk = None
         if continuing:  # the fitted trunk, whatever pretrained now says
             trunk = getattr(self, "_trunk_shape", None)

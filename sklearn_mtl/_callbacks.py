@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
+from ._sparse import feature_major
 from ._tasks import CLASSIFICATION
 from .metrics import mean_score, per_task_scores
 
@@ -70,6 +71,8 @@ class GroupLassoProximal(Callback):
     soft-threshold ``W[:, j] *= max(0, 1 - lr * strength / |W[:, j]|)``, which
     sets the weights of a feature the loss does not need exactly to zero
     (the proximal gradient method for ``strength * sum_j |W[:, j]|_2``).
+    The step is dense: it shrinks every feature's weights after every
+    batch, also on sparse input (``n_features * width`` per step).
     """
 
     def __init__(self, strength):
@@ -77,11 +80,13 @@ class GroupLassoProximal(Callback):
 
     def on_train_begin(self, net, **kwargs):
         # The optimiser group of the first layer: with concrete dropout the
-        # rate logits have a group of their own, with another learning rate.
+        # rate logits have a group of their own, with another learning rate;
+        # on sparse input the weight may be in ``optimizer_sparse_``.
         weight = net.module_.input_layers[0].weight
         self.group_ = next(
             group
-            for group in net.optimizer_.param_groups
+            for optimizer in net.optimizers()
+            for group in optimizer.param_groups
             if any(param is weight for param in group["params"])
         )
 
@@ -95,7 +100,7 @@ class GroupLassoProximal(Callback):
             norms = net.module_.input_norms()
             shrink = (1 - threshold / norms.clamp_min(1e-12)).clamp_min_(0)
             for layer in layers:
-                layer.weight.mul_(shrink)
+                feature_major(layer).mul_(shrink.unsqueeze(1))
 
     @staticmethod
     def _scale(net, group, layers):
@@ -108,18 +113,24 @@ class GroupLassoProximal(Callback):
         """
         squares = []
         for layer in layers:
-            state = net.optimizer_.state.get(layer.weight, {})
-            if "exp_avg_sq" in state:  # Adam, AdamW: bias-corrected
+            state = next(
+                (o.state[layer.weight] for o in net.optimizers() if layer.weight in o.state),
+                {},
+            )
+            if "exp_avg_sq" in state:  # Adam, AdamW, SparseAdam: bias-corrected
                 # ``step`` stays a tensor: no device sync per batch.
                 correction = 1 - group["betas"][1] ** state["step"]
-                squares.append(state["exp_avg_sq"] / correction)
+                square = state["exp_avg_sq"] / correction
             elif "square_avg" in state:  # RMSprop
-                squares.append(state["square_avg"])
+                square = state["square_avg"]
             elif "sum" in state:  # Adagrad
-                squares.append(state["sum"])
+                square = state["sum"]
+            else:
+                continue
+            squares.append(feature_major(layer, square))
         if not squares:
             return 1.0
-        mean_square = torch.cat(squares).mean(dim=0)
+        mean_square = torch.cat(squares, dim=1).mean(dim=1)
         return mean_square.sqrt_().add_(group.get("eps", 1e-8))
 
 

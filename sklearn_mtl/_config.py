@@ -16,6 +16,7 @@ import torch
 from sklearn.frozen import FrozenEstimator
 
 from ._balancing import BALANCERS
+from ._sparse import LazyAdam, SparseAdagrad
 
 SOLVERS = {
     "adam": (torch.optim.Adam, {}),
@@ -30,6 +31,15 @@ SOLVERS = {
 PREDICT_BATCH_SIZE = {"cpu": 4096, "cuda": 65536}
 # Rows per forward pass of Monte-Carlo prediction (a batch times its copies).
 MC_MAX_ROWS = {"cpu": 16384, "cuda": 2**20}
+# Solvers with a lazy step for a row-sparse gradient, and their arguments:
+# LazyAdam (SparseAdam's step on gathered rows) steps, and decays the moments
+# of, only the rows a batch holds, an approximation of Adam; Adagrad's sparse
+# path in torch is exact (an untouched row has a zero gradient, which
+# Adagrad's step leaves in place).
+SPARSE_SOLVERS = {
+    "adam": (LazyAdam, {}),
+    "adagrad": (SparseAdagrad, {"foreach": False}),
+}
 # Learning rate of the concrete dropout logits and of the learned task weights
 # (log-variances, GradNorm weights), relative to learning_rate_init: one
 # number per layer or task moves too little at the weights' rate to settle
@@ -68,6 +78,9 @@ class NetConfig:
         Learning rate of the trunk's parameters (``learning_rate`` unless
         ``trunk_learning_rate`` was given; 0 freezes the trunk).
     batch_size : int
+    sparse_input : bool
+        Whether the net reads sparse input: it was fitted on a scipy sparse
+        ``X`` (see ``_sparse``).
     """
 
     hidden_layer_sizes: tuple
@@ -89,6 +102,28 @@ class NetConfig:
     group_lasso: float
     trunk_learning_rate: float
     adversarial_epsilon: float = 0.0
+    sparse_input: bool = False
+
+    @property
+    def sparse_gradient(self):
+        """Whether the input layers' weights get row-sparse gradients and a
+        lazy step: sparse input, a solver of ``SPARSE_SOLVERS``, and no
+        balancing method that reads the trunk's gradients as dense tensors."""
+        return (
+            self.sparse_input
+            and self.solver in SPARSE_SOLVERS
+            and not BALANCERS[self.balancing].needs_trunk
+        )
+
+    def sparse_optimizer(self):
+        """The optimizer class and keyword arguments of the row-sparse
+        weights (None without them): the solver's lazy step, with the
+        trunk's weight at ``trunk_learning_rate``."""
+        if not self.sparse_gradient:
+            return None
+        cls, kwargs = SPARSE_SOLVERS[self.solver]
+        groups = [("trunk.*", {"lr": self.trunk_learning_rate})]
+        return cls, {**kwargs, "param_groups": groups if self.hidden_layer_sizes else []}
 
     @property
     def frozen_trunk(self):
@@ -312,6 +347,8 @@ def resolve_config(estimator, device=None, trunk=None):
         group_lasso=float(estimator.group_lasso),
         adversarial_epsilon=float(estimator.adversarial_epsilon),
         trunk_learning_rate=trunk_lr,
+        # Set at fit from X; files saved before it existed load as dense nets.
+        sparse_input=bool(getattr(estimator, "_sparse_input", False)),
     )
 
 

@@ -1,8 +1,9 @@
 """Tensors and the iterator that slices them into batches.
 
 Batches are slices of tensors built once per fit (dense data lives on the
-training device; sparse data stays a scipy matrix and is densified one batch
-at a time), so no per-row ``__getitem__`` runs in the training loop.
+training device; sparse data stays a scipy matrix, and each batch of its rows
+is a torch CSR tensor for a net that reads sparse input, else densified), so
+no per-row ``__getitem__`` runs in the training loop.
 """
 
 import math
@@ -13,6 +14,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.model_selection import train_test_split
 
+from ._sparse import csr_batch
+
 
 class TensorDataset(torch.utils.data.Dataset):
     """Rows of ``X`` with their encoded targets and per-task loss weights.
@@ -21,11 +24,14 @@ class TensorDataset(torch.utils.data.Dataset):
     ``targets`` holds class indices or standardised values (0 where missing)
     and ``weights`` the loss weight of each entry (0 where missing); both are
     views of one ``(n, 2 * n_tasks)`` tensor, so a batch takes one gather.
+    ``sparse_batches`` (set by the net that reads them) makes the batches of
+    a CSR ``X`` torch CSR tensors rather than dense ones.
     """
 
     def __init__(self, X, targets=None, weights=None, device="cpu"):
         self.X = X
         self.device = device
+        self.sparse_batches = False
         self.labels = None
         if targets is not None:
             self.n_tasks = targets.shape[1]
@@ -49,7 +55,10 @@ class TensorDataset(torch.utils.data.Dataset):
             Xb = self.X[index]
         else:
             rows = index.cpu().numpy() if torch.is_tensor(index) else index
-            Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
+            if self.sparse_batches:
+                Xb = csr_batch(self.X, rows, self.device)
+            else:
+                Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
         if self.labels is None:
             return Xb, None
         labels = self.labels[index]

@@ -2,9 +2,12 @@
 output head per task."""
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
+
+from ._sparse import SparseLinear, feature_major, repeat_rows, take_rows
 
 ACTIVATIONS = {
     "identity": nn.Identity,
@@ -171,7 +174,7 @@ def _is_dropout(layer):
 
 
 def _is_linear(layer):
-    return isinstance(layer, (nn.Linear, GroupedLinear))
+    return isinstance(layer, (nn.Linear, GroupedLinear, SparseLinear))
 
 
 def _run(layer, X, stochastic, generator=None):
@@ -181,7 +184,7 @@ def _run(layer, X, stochastic, generator=None):
     return layer(X)
 
 
-def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1):
+def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1, first=nn.Linear):
     """``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` for each width.
 
     With ``groups > 1`` the stack is ``groups`` independent stacks side by
@@ -189,13 +192,14 @@ def _blocks(n_in, widths, activation, dropouts, batch_norm, groups=1):
     input to ``groups * width`` columns, later ones are :class:`GroupedLinear`,
     and batch norm and dropout act on all ``groups * width`` columns (one
     dropout rate per layer for every group). A rate of ``"concrete"`` gives a
-    :class:`ConcreteDropout` layer. Returns the stack and the width of one
-    group's output.
+    :class:`ConcreteDropout` layer. ``first`` builds the first ``Linear``
+    (a :class:`SparseLinear` when it reads sparse input). Returns the stack
+    and the width of one group's output.
     """
     layers = []
     for i, (width, rate) in enumerate(zip(widths, dropouts, strict=True)):
         if i == 0 or groups == 1:
-            layers.append(nn.Linear(n_in, groups * width))
+            layers.append((first if i == 0 else nn.Linear)(n_in, groups * width))
         else:
             layers.append(GroupedLinear(groups, n_in, width))
         if batch_norm:
@@ -255,6 +259,13 @@ class MultiTaskModule(nn.Module):
         needs at least one trunk block).
     n_experts : int
         Number of experts with ``"mmoe"``; ignored with ``"shared"``.
+    sparse_input : bool
+        Whether the layers that read the input (``input_layers``) are
+        :class:`SparseLinear` layers, which read CSR batches from their
+        non-zeros.
+    sparse_gradient : bool
+        Whether those layers' weights get row-sparse gradients (for a
+        sparse-gradient optimiser); only with ``sparse_input``.
     """
 
     def __init__(
@@ -269,6 +280,8 @@ class MultiTaskModule(nn.Module):
         batch_norm=False,
         architecture="shared",
         n_experts=4,
+        sparse_input=False,
+        sparse_gradient=False,
     ):
         super().__init__()
         mmoe = architecture == "mmoe"
@@ -282,6 +295,11 @@ class MultiTaskModule(nn.Module):
             "batch_norm": bool(batch_norm),
         }
         self.frozen_trunk = False
+        self.sparse_input = bool(sparse_input)
+        reader = (
+            partial(SparseLinear, sparse_gradient=bool(sparse_gradient))
+            if sparse_input else nn.Linear
+        )
         self.trunk, width = _blocks(
             n_features,
             hidden_layer_sizes,
@@ -289,10 +307,13 @@ class MultiTaskModule(nn.Module):
             dropout,
             batch_norm,
             groups=self.n_experts,
+            first=reader,
         )
+        # Without a trunk the heads read the input.
+        head_reader = nn.Linear if hidden_layer_sizes else reader
         self.output_sizes = layout.sizes
         n_tasks = layout.n_tasks
-        self.gates = nn.Linear(n_features, n_tasks * self.n_experts) if mmoe else None
+        self.gates = reader(n_features, n_tasks * self.n_experts) if mmoe else None
         # The task each output column belongs to (for the fused heads of MMoE).
         self.register_buffer(
             "column_task", torch.as_tensor(layout.column_task()), persistent=False
@@ -306,17 +327,17 @@ class MultiTaskModule(nn.Module):
                     activation,
                     [head_dropout] * len(head_layer_sizes),
                     batch_norm,
+                    first=head_reader,
                 )
                 self.heads.append(nn.Sequential(*hidden, nn.Linear(head_width, size)))
         else:
-            self.heads = nn.ModuleList([nn.Linear(width, layout.n_outputs)])
+            self.heads = nn.ModuleList([head_reader(width, layout.n_outputs)])
         self.fused_heads = not head_layer_sizes
 
         # Each concrete layer with the Linear layers that read its output.
         linears = [m for m in self.trunk if _is_linear(m)]
         firsts = [
-            next(m for m in head.modules() if isinstance(m, nn.Linear))
-            for head in self.heads
+            next(m for m in head.modules() if _is_linear(m)) for head in self.heads
         ]
         self.concrete_layers = [
             (layer, [linears[i + 1]] if i + 1 < len(linears) else firsts)
@@ -476,6 +497,13 @@ class MultiTaskModule(nn.Module):
         self._weight_matrices = None  # a conversion may replace the parameters
         return super()._apply(fn, *args, **kwargs)
 
+    def sparse_gradient_weights(self):
+        """The weights whose gradients are row-sparse (see :class:`SparseLinear`)."""
+        return [
+            m.weight for m in self.input_layers
+            if isinstance(m, SparseLinear) and m.sparse_gradient
+        ]
+
     def shared_parameters(self):
         """The trunk's parameters, which every task's loss reaches."""
         return list(self.trunk.parameters())
@@ -512,7 +540,9 @@ class MultiTaskModule(nn.Module):
     def input_norms(self):
         """Euclidean norm of each input feature's weights in the layers that
         read the input (the first trunk layer, and the gates of MMoE)."""
-        squares = sum(m.weight.detach().square().sum(dim=0) for m in self.input_layers)
+        squares = sum(
+            feature_major(m).detach().square().sum(dim=1) for m in self.input_layers
+        )
         return squares.sqrt()
 
     def sample(self, X, n_samples, transform=None, max_rows=65536, generator=None):
@@ -537,12 +567,12 @@ class MultiTaskModule(nn.Module):
         chunk = max(1, max_rows // n_samples)
         means, stds = [], []
         for start in range(0, shared.shape[0], chunk):
-            part = shared[start : start + chunk]
+            part = take_rows(shared, start, start + chunk)  # CSR without a trunk
             rows = part.shape[0]
             if first < len(trunk):  # the first dropout layer makes the copies
                 hidden = trunk[first].sample(part, n_samples, generator)
             else:
-                hidden = part.repeat(n_samples, 1)
+                hidden = repeat_rows(part, n_samples)
             for layer in trunk[first + 1 :]:
                 hidden = _run(layer, hidden, True, generator)
             if gates is not None:

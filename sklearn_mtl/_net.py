@@ -12,6 +12,7 @@ another.
 """
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PrintLog
@@ -23,6 +24,7 @@ from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
 from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
+from ._sparse import is_sparse, lazy_penalty_gradient
 
 
 class MultiTaskNeuralNet(NeuralNet):
@@ -52,12 +54,20 @@ class MultiTaskNeuralNet(NeuralNet):
     trunk_gradients : bool
         Whether a frozen trunk's parameters still get gradients (the
         task-balancing methods that read them).
+    optimizer_sparse : type or None
+        The optimizer of the weights with row-sparse gradients (those of a
+        module built for sparse input with a lazy solver), configured by
+        ``optimizer_sparse__*`` arguments; skorch registers it as
+        ``optimizer_sparse_`` next to ``optimizer_``, and zeroes and steps
+        both.
     """
+
+    prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
         mc_max_rows=16384, adversarial_epsilon=0.0, frozen_trunk=False,
-        trunk_gradients=False, **kwargs,
+        trunk_gradients=False, optimizer_sparse=None, **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.layout = layout
@@ -68,11 +78,47 @@ class MultiTaskNeuralNet(NeuralNet):
         self.adversarial_epsilon = adversarial_epsilon
         self.frozen_trunk = frozen_trunk
         self.trunk_gradients = trunk_gradients
+        self.optimizer_sparse = optimizer_sparse
 
     def initialize_module(self):
         super().initialize_module()
         self.module_.freeze_trunk(self.frozen_trunk, self.trunk_gradients)
         return self
+
+    def initialize_optimizer(self, *args, **kwargs):
+        # The weights with row-sparse gradients get an optimizer of their
+        # own (a dense step cannot take them); every other parameter, the
+        # learned-rate groups included, stays in ``optimizer_``.
+        sparse = {id(w) for w in self.module_.sparse_gradient_weights()}
+        named = list(self.get_all_learnable_params())
+        dense = [(name, p) for name, p in named if id(p) not in sparse]
+        args, kwargs = self.get_params_for_optimizer("optimizer", dense)
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        if sparse:
+            rows = [(name, p) for name, p in named if id(p) in sparse]
+            args, kwargs = self.get_params_for_optimizer("optimizer_sparse", rows)
+            self.optimizer_sparse_ = self.optimizer_sparse(*args, **kwargs)
+            if "optimizer_sparse" not in self._optimizers:
+                # A known prefix is not registered by skorch's __setattr__;
+                # registered, it is zeroed, stepped and moved with the net.
+                self._register_attribute("optimizer_sparse_", None, prefixes=False)
+        return self
+
+    def optimizers(self):
+        """The registered optimizers: ``optimizer_``, and
+        ``optimizer_sparse_`` when the net has row-sparse weights."""
+        return [getattr(self, name + "_") for name in self._optimizers]
+
+    def get_iterator(self, dataset, training=False):
+        # A net that reads sparse input gets CSR batches (and trains on CSR
+        # even when given dense rows, so that its gradient is row-sparse); a
+        # dense net gets dense batches of a CSR X, one batch at a time.
+        if isinstance(dataset, TensorDataset):
+            sparse = self.module_.sparse_input
+            if sparse and training and torch.is_tensor(dataset.X):
+                dataset.X = sp.csr_matrix(dataset.X.cpu().numpy())
+            dataset.sparse_batches = sparse
+        return super().get_iterator(dataset, training=training)
 
     # -- the estimator's surface ------------------------------------------------
 
@@ -122,6 +168,7 @@ class MultiTaskNeuralNet(NeuralNet):
         if plan is not None and self.epochs_run_ > 0:
             set_epoch_threads(plan)
         self.epochs_run_ += 1
+        self.lazy_penalty_ = None  # see penalty
 
     def retune(self, config, task_weights):
         """Carry the current hyperparameters into a network trained on.
@@ -146,26 +193,30 @@ class MultiTaskNeuralNet(NeuralNet):
         self.iterator_train__shuffle = config.shuffle
         self.criterion_.task_weights.copy_(torch.as_tensor(task_weights))
         ratio = config.learning_rate / self.lr
-        trunk = self._trunk_group()
-        for group in self.optimizer_.param_groups:  # learned groups keep their factor
-            group["lr"] *= ratio
-        if trunk is not None:
-            trunk["lr"] = config.trunk_learning_rate
+        trunk = self._trunk_groups()
+        for optimizer in self.optimizers():
+            for group in optimizer.param_groups:  # learned groups keep their factor
+                group["lr"] *= ratio
+        for group in trunk:
+            group["lr"] = config.trunk_learning_rate
         self.lr = config.learning_rate
         self.frozen_trunk = config.frozen_trunk
         self.module_.freeze_trunk(config.frozen_trunk, self.trunk_gradients)
 
-    def _trunk_group(self):
-        """The optimiser's group of the trunk's weights, or None (no trunk)."""
-        first = next(iter(self.module_.trunk.parameters()), None)
-        return next(
-            (
-                group
-                for group in self.optimizer_.param_groups
-                if any(param is first for param in group["params"])
-            ),
-            None,
-        )
+    def _trunk_groups(self):
+        """The optimisers' groups of the trunk's weights (one per optimizer
+        that holds some; none without a trunk), not the groups of the
+        concrete dropout rates."""
+        weights = {
+            id(p) for name, p in self.module_.trunk.named_parameters()
+            if not name.endswith("logit")
+        }
+        return [
+            group
+            for optimizer in self.optimizers()
+            for group in optimizer.param_groups
+            if any(id(param) in weights for param in group["params"])
+        ]
 
     def trunk_state(self):
         """A copy of the trunk's weights and batch-norm statistics, keyed by
@@ -227,11 +278,32 @@ class MultiTaskNeuralNet(NeuralNet):
 
     def penalty(self):
         """The value of ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) *
-        |W|_2^2)`` over the weight matrices (no graph)."""
+        |W|_2^2)`` over the weight matrices (no graph).
+
+        The term of a row-sparse weight (sparse input, a lazy solver) is
+        computed at the first batch of each epoch and kept for the epoch:
+        over every row it costs ``n_features * width`` a batch, which the
+        rest of its step avoids. Its gradient is exact (see
+        :meth:`penalty_gradient`); only the recorded loss lags.
+        """
         if self.alpha == 0:
             return 0.0
-        weights = self.module_.weight_matrices()
+        lazy = self.module_.sparse_gradient_weights()
+        weights = [
+            w for w in self.module_.weight_matrices() if not any(w is x for x in lazy)
+        ]
+        total = self._penalty_terms(weights)
+        if lazy:
+            if getattr(self, "lazy_penalty_", None) is None:
+                self.lazy_penalty_ = self._penalty_terms(lazy)
+            total = total + self.lazy_penalty_
+        return self.alpha * total
+
+    def _penalty_terms(self, weights):
+        """``l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) * |W|_2^2`` of ``weights``."""
         total = 0.0
+        if not weights:
+            return total
         with torch.no_grad():
             if self.l1_ratio < 1:
                 squares = torch.stack(torch._foreach_norm(weights)).square().sum()
@@ -240,7 +312,7 @@ class MultiTaskNeuralNet(NeuralNet):
                 total = total + self.l1_ratio * torch.stack(
                     torch._foreach_norm(weights, 1)
                 ).sum()
-        return self.alpha * total
+        return total
 
     def penalty_gradient(self):
         """Add the penalty's gradient, ``alpha * ((1 - l1_ratio) * W +
@@ -248,13 +320,20 @@ class MultiTaskNeuralNet(NeuralNet):
 
         The penalty does not depend on the batch, so its gradient is written
         in one multi-tensor operation after the backward pass rather than
-        differentiated through a graph of every weight matrix each step.
+        differentiated through a graph of every weight matrix each step. A
+        row-sparse gradient (sparse input) gets it on the rows it holds
+        only: lazy decay, as lazy solvers step only those rows.
         """
         if self.alpha == 0:
             return
-        pairs = [
-            (w, w.grad) for w in self.module_.weight_matrices() if w.grad is not None
-        ]
+        pairs = []
+        for w in self.module_.weight_matrices():
+            if w.grad is None:
+                continue
+            if w.grad.is_sparse:
+                lazy_penalty_gradient(w, self.alpha, self.l1_ratio)
+            else:
+                pairs.append((w, w.grad))
         if not pairs:
             return
         weights, grads = map(list, zip(*pairs))
@@ -288,8 +367,10 @@ class MultiTaskNeuralNet(NeuralNet):
         per-task losses are the means ``0.5 * (L_t(X) + L_t(X_adv))``; they
         are what the balancer combines and what its hooks and the epoch
         records read (``last_losses_``, ``last_sums_``). The penalties are
-        added once.
+        added once. A CSR batch is densified: the perturbation is dense.
         """
+        if is_sparse(Xi):
+            Xi = Xi.to_dense()
         targets, weights = yi
         criterion = self.criterion_
         X_clean = Xi.detach().requires_grad_(True)
@@ -445,6 +526,7 @@ def build_net(config, layout, n_features, task_weights):
     """An uninitialised :class:`MultiTaskNeuralNet` for ``config``, the output
     ``layout`` and ``n_features`` inputs."""
     optimizer, optimizer_kwargs = config.optimizer()
+    sparse_optimizer, sparse_kwargs = config.sparse_optimizer() or (None, {})
     module = {
         "n_features": n_features,
         "layout": layout,
@@ -456,6 +538,8 @@ def build_net(config, layout, n_features, task_weights):
         "dropout": config.dropout,
         "head_dropout": config.head_dropout,
         "batch_norm": config.batch_norm,
+        "sparse_input": config.sparse_input,
+        "sparse_gradient": config.sparse_gradient,
     }
     criterion = {
         "layout": layout, "task_weights": task_weights, "balancing": config.balancing
@@ -469,6 +553,8 @@ def build_net(config, layout, n_features, task_weights):
         optimizer=optimizer,
         lr=config.learning_rate,
         **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+        optimizer_sparse=sparse_optimizer,
+        **{f"optimizer_sparse__{k}": v for k, v in sparse_kwargs.items()},
         batch_size=config.batch_size,
         iterator_train=BatchIterator,
         iterator_train__shuffle=config.shuffle,

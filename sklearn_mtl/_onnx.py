@@ -19,6 +19,7 @@ from ._classifier import MultiTaskNetClassifier
 from ._mixed import MultiTaskNet
 from ._onnx_graph import _float_input, _Graph, _numpy, _Stack, _task_hidden
 from ._regressor import MultiTaskNetRegressor
+from ._sparse import feature_major
 from ._tasks import CLASSIFICATION
 
 ESTIMATORS = (MultiTaskNetClassifier, MultiTaskNetRegressor, MultiTaskNet)
@@ -196,7 +197,7 @@ def _convert(scope, operator, container):
         if module.fused_heads:
             head = module.heads[0]
             rows = estimator.net_.layout.slices[t]
-            weight = _numpy(head.weight)[rows].T.astype(np.float32)
+            weight = _numpy(feature_major(head))[:, rows].astype(np.float32)
             bias = _numpy(head.bias)[rows].astype(np.float32)
             out = graph.op(
                 "Gemm", hidden, graph.const(weight, "W"), graph.const(bias, "b")

@@ -6,6 +6,7 @@ import numpy as np
 from torch import nn
 
 from ._module import GroupedLinear
+from ._sparse import SparseLinear, feature_major
 
 ACTIVATION_OPS = {nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh", nn.ReLU: "Relu"}
 
@@ -113,13 +114,16 @@ class _Stack:
                     layer.in_features,
                 )
                 width = layer.out_features
-            elif isinstance(layer, nn.Linear):
+            elif isinstance(layer, (nn.Linear, SparseLinear)):
                 x, groups = self._flush(pending, x, groups)
                 if groups is not None:
                     raise ValueError(
                         "A Linear layer after grouped layers is not supported."
                     )
-                pending = (_numpy(layer.weight).T, _numpy(layer.bias), None)
+                # A SparseLinear reads the dense input of the export; its
+                # weight is already (in, out).
+                weight = _numpy(feature_major(layer))
+                pending = (weight, _numpy(layer.bias), None)
                 width = layer.out_features
             elif isinstance(layer, nn.BatchNorm1d):
                 if pending is None:

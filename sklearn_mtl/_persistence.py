@@ -322,6 +322,8 @@ def save(estimator, path, *, include_optimizer=True):
     }
     if include_optimizer:
         content["optimizer"] = _optimizer_state(net.optimizer_)
+        if hasattr(net, "optimizer_sparse_"):  # the row-sparse weights' (sparse X)
+            content["optimizer_sparse"] = _optimizer_state(net.optimizer_sparse_)
     if _is_path(path):
         _write_atomically(content, path)
     else:
@@ -483,6 +485,10 @@ def load(path, device=None):
     estimator.net_ = _rebuild_net(estimator, content, device)
     if "optimizer" in content:
         _restore_optimizer(estimator.net_.optimizer_, content["optimizer"], path)
+    if "optimizer_sparse" in content and hasattr(estimator.net_, "optimizer_sparse_"):
+        _restore_optimizer(
+            estimator.net_.optimizer_sparse_, content["optimizer_sparse"], path
+        )
     return estimator
 
 
