@@ -114,11 +114,14 @@ class MultiTaskNeuralNet(NeuralNet):
         # even when given dense rows, so that its gradient is row-sparse); a
         # dense net gets dense batches of a CSR X, one batch at a time.
         if isinstance(dataset, TensorDataset):
-            sparse = self.module_.sparse_input
-            if sparse and training and torch.is_tensor(dataset.X):
-                dataset.X = sp.csr_matrix(dataset.X.cpu().numpy())
-            dataset.sparse_batches = sparse
+            self._batch_kind(dataset, training)
         return super().get_iterator(dataset, training=training)
+
+    def _batch_kind(self, dataset, training):
+        sparse = self.module_.sparse_input
+        if sparse and training and torch.is_tensor(dataset.X):
+            dataset.X = sp.csr_matrix(dataset.X.cpu().numpy())
+        dataset.sparse_batches = sparse
 
     # -- the estimator's surface ------------------------------------------------
 
@@ -496,6 +499,7 @@ class MultiTaskNeuralNet(NeuralNet):
         if self.module_.training != training:
             self._set_training(training)
         if isinstance(X, TensorDataset):
+            self._batch_kind(X, training=False)
             batches = BatchIterator(X, self.iterator_valid__batch_size)
         else:
             batches = self.get_iterator(self.get_dataset(X), training=False)

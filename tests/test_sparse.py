@@ -440,3 +440,25 @@ def test_gradient_balancing_on_csr_uses_dense_gradients(data, balancing):
     assert not est.net_.module_.trunk[0].sparse_gradient
     assert not hasattr(est.net_, "optimizer_sparse_")
     _proba_close(est.predict_proba(X), est.predict_proba(X.toarray()), atol=1e-6)
+
+
+def test_every_pass_of_a_csr_model_reads_csr_batches():
+    # Training, plain and Monte-Carlo prediction, transform and validation:
+    # the input layer sees CSR tensors, never a densified batch.
+    X = sp.random(120, 400, density=0.02, format="csr", random_state=0, dtype=np.float32)
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    y = (totals > np.median(totals)).astype(int)
+    est = MultiTaskNetClassifier(
+        (8,), dropout=0.2, max_iter=2, early_stopping=True, n_iter_no_change=5,
+        random_state=0,
+    )
+    est.fit(X, y)
+    layer = est.net_.module_.input_layers[0]
+    seen = []
+    forward = layer.forward
+    layer.forward = lambda inputs: (seen.append(inputs.layout), forward(inputs))[1]
+    est.set_params(warm_start=True, max_iter=1).fit(X, y)
+    est.predict_proba(X)
+    est.transform(X)
+    est.set_params(mc_samples=3).predict(X)
+    assert seen and set(seen) == {torch.sparse_csr}
