@@ -23,8 +23,8 @@ from ._balancing import BALANCERS
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
-from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 from ._sparse import is_sparse, lazy_penalty_gradient
+from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 
 
 class MultiTaskNeuralNet(NeuralNet):
