@@ -484,6 +484,36 @@ class MultiTaskModule(nn.Module):
             outputs.append(out)
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 
+    def margin_head(self, layout):
+        """The fused head with one row per two-class task, ``(weight, bias)``
+        without a graph, or None.
+
+        A two-class task's two rows ``(w_0, b_0), (w_1, b_1)`` become the one
+        row of its logits' margin, ``(w_1 - w_0, b_1 - b_0)``: its
+        probabilities are ``sigmoid(-m)`` and ``sigmoid(m)``, so prediction
+        needs only ``m`` and does half the head's multiply-adds for such
+        tasks (see ``OutputLayout.from_margins``). The other tasks keep their
+        rows. None when there is no two-class task, or no single dense head
+        on a shared trunk's output (MMoE, per-task head layers).
+        """
+        head = self.heads[0]
+        if not (self.fused_heads and self.gates is None and type(head) is nn.Linear):
+            return None
+        if not any(block.binary for block in layout.blocks):
+            return None
+        weights, biases = [], []
+        with torch.no_grad():
+            for block in layout.blocks:
+                weight, bias = head.weight[block.columns], head.bias[block.columns]
+                if block.binary:
+                    weight = weight.view(block.n_tasks, 2, -1)
+                    weight = weight[:, 1] - weight[:, 0]
+                    bias = bias.view(block.n_tasks, 2)
+                    bias = bias[:, 1] - bias[:, 0]
+                weights.append(weight)
+                biases.append(bias)
+        return torch.cat(weights), torch.cat(biases)
+
     def weight_matrices(self):
         """The weights of the ``Linear`` layers (experts' and gates' included),
         which the L1/L2 penalty applies to."""

@@ -254,6 +254,12 @@ class MultiTaskNeuralNet(NeuralNet):
         ``seed``: concurrent calls do not share a random state.
         """
         if not mc_samples:
+            head = self.module_.margin_head(self.layout)
+            if head is not None:  # two-class tasks: their margin is enough
+                compact = torch.cat(
+                    list(self.forward_iter(dataset, device=self.device, head=head))
+                )
+                return self.layout.from_margins(compact, proba).cpu().numpy()
             outputs = torch.cat(list(self.forward_iter(dataset, device=self.device)))
             return (self.layout.softmax(outputs) if proba else outputs).cpu().numpy()
         generator = torch.Generator(self.device).manual_seed(seed)
@@ -471,15 +477,20 @@ class MultiTaskNeuralNet(NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def evaluation_step(
-        self, batch, training=False, mc_samples=0, generator=None, trunk=False
+        self, batch, training=False, mc_samples=0, generator=None, trunk=False,
+        head=None,
     ):
         """The outputs of a batch; with ``mc_samples > 0`` the mean and
         standard deviation of that many stochastic passes (probabilities for
-        classification tasks); with ``trunk`` the trunk's output."""
+        classification tasks); with ``trunk`` the trunk's output; with
+        ``head`` (a ``margin_head``) that head on the trunk's output."""
         Xi = batch[0]
         with torch.inference_mode():
             if trunk:
                 return self.module_.trunk(Xi)
+            if head is not None:
+                weight, bias = head
+                return torch.addmm(bias, self.module_.trunk(Xi), weight.T)
             if not mc_samples:
                 return self.infer(Xi)
             return self.module_.sample(
@@ -488,7 +499,8 @@ class MultiTaskNeuralNet(NeuralNet):
             )
 
     def forward_iter(
-        self, X, training=False, device="cpu", mc_samples=0, generator=None, trunk=False
+        self, X, training=False, device="cpu", mc_samples=0, generator=None,
+        trunk=False, head=None,
     ):
         # One inference loop for plain and Monte-Carlo passes. The mode is
         # switched only when it differs (after training the module is already
@@ -505,7 +517,7 @@ class MultiTaskNeuralNet(NeuralNet):
             batches = self.get_iterator(self.get_dataset(X), training=False)
         for batch in batches:
             yield to_device(
-                self.evaluation_step(batch, training, mc_samples, generator, trunk),
+                self.evaluation_step(batch, training, mc_samples, generator, trunk, head),
                 device=device,
             )
 

@@ -367,6 +367,11 @@ class Block:
         """The block's output columns: ``n_tasks * size`` of them."""
         return slice(self.column, self.column + self.n_tasks * self.size)
 
+    @property
+    def binary(self):
+        """Whether the block's tasks are two-class classification tasks."""
+        return self.kind == CLASSIFICATION and self.size == 2
+
 
 @dataclass(frozen=True)
 class OutputLayout:
@@ -446,6 +451,31 @@ class OutputLayout:
                 return proba.reshape(outputs.shape)
             logits.copy_(proba.reshape(logits.shape))
         return outputs
+
+    def from_margins(self, compact, proba=True):
+        """The ``(n, n_outputs)`` outputs from the outputs of a margin head
+        (see ``MultiTaskModule.margin_head``): a two-class task's margin
+        ``m`` becomes its probabilities ``(sigmoid(-m), sigmoid(m))``, or
+        without ``proba`` the logits ``(0, m)``, which give the same labels;
+        the other tasks' columns are kept (their softmax applied with
+        ``proba``)."""
+        n, start, parts = compact.shape[0], 0, []
+        for block in self.blocks:
+            width = block.n_tasks * (1 if block.binary else block.size)
+            values = compact[:, start : start + width]
+            start += width
+            if block.binary:
+                pair = (
+                    (torch.sigmoid(-values), torch.sigmoid(values)) if proba
+                    else (torch.zeros_like(values), values)
+                )
+                parts.append(torch.stack(pair, dim=2).reshape(n, -1))
+            elif block.kind == CLASSIFICATION and proba:
+                shape = (n, block.n_tasks, block.size)
+                parts.append(values.reshape(shape).softmax(dim=2).reshape(n, -1))
+            else:
+                parts.append(values)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def split(self, outputs, tasks=slice(None)):
         """Per task of ``tasks`` (a slice of the tasks), its columns of the

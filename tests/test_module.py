@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 from sklearn_mtl._module import Dropout, MultiTaskModule
-from sklearn_mtl._tasks import OutputLayout
+from sklearn_mtl._tasks import CLASSIFICATION, REGRESSION, OutputLayout
 
 
 def layout(sizes):
@@ -49,3 +50,34 @@ def test_monte_carlo_passes_sample_the_head_dropout_of_a_single_task():
     mean, std = module.sample(torch.randn(10, 5), 20)
     assert mean.shape == std.shape == (10, 1)
     assert (std > 0).all()
+
+
+def test_the_margin_head_predicts_what_the_full_head_predicts():
+    # Binary, three-class and regression tasks side by side; with and
+    # without a trunk; probabilities and the logits that pick the labels.
+    C, R = CLASSIFICATION, REGRESSION
+    layout = OutputLayout((C, C, C, R, C), (2, 2, 3, 1, 2))
+    torch.manual_seed(0)
+    X = torch.randn(50, 6)
+    for hidden in ((8,), ()):
+        module = MultiTaskModule(6, layout, hidden_layer_sizes=hidden, dropout=(0.0,) * len(hidden)).eval()
+        weight, bias = module.margin_head(layout)
+        assert weight.shape == (1 + 1 + 3 + 1 + 1, module.heads[0].in_features)
+        with torch.no_grad():
+            full = module(X)
+            compact = torch.addmm(bias, module.trunk(X), weight.T)
+        proba = layout.from_margins(compact)
+        torch.testing.assert_close(proba, layout.softmax(full.clone()), atol=1e-6, rtol=1e-5)
+        logits = layout.from_margins(compact, proba=False).numpy()
+        pairs = full.numpy()
+        for cols in (slice(0, 2), slice(2, 4), slice(8, 10)):  # the two-class tasks
+            np.testing.assert_array_equal(
+                logits[:, cols].argmax(axis=1), pairs[:, cols].argmax(axis=1)
+            )
+        np.testing.assert_allclose(logits[:, 4:8], pairs[:, 4:8], rtol=1e-5, atol=1e-6)
+    mmoe = MultiTaskModule(6, layout, architecture="mmoe", n_experts=2)
+    with_head_layers = MultiTaskModule(6, layout, head_layer_sizes=(4,))
+    regression_only = OutputLayout((R, R), (1, 1))
+    assert mmoe.margin_head(layout) is None
+    assert with_head_layers.margin_head(layout) is None
+    assert MultiTaskModule(6, regression_only).margin_head(regression_only) is None
