@@ -254,8 +254,12 @@ class MultiTaskNeuralNet(NeuralNet):
         ``seed``: concurrent calls do not share a random state.
         """
         if not mc_samples:
-            head = self.module_.margin_head(self.layout)
-            if head is not None:  # two-class tasks: their margin is enough
+            # Two-class tasks: their margin is enough. Building the margin
+            # head costs a few operations, more than it saves on a few rows.
+            head = None
+            if len(dataset) >= MARGIN_HEAD_MIN_ROWS:
+                head = self.module_.margin_head(self.layout)
+            if head is not None:
                 compact = torch.cat(
                     list(self.forward_iter(dataset, device=self.device, head=head))
                 )
@@ -521,6 +525,9 @@ class MultiTaskNeuralNet(NeuralNet):
                 device=device,
             )
 
+
+# Rows from which prediction goes through the margin head (see task_outputs).
+MARGIN_HEAD_MIN_ROWS = 512
 
 _PER_BATCH = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
