@@ -36,6 +36,7 @@ class MultiTaskLoss(nn.Module):
         self.register_buffer(
             "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
         )
+        self.register_buffer("margin", torch.tensor([-1.0, 1.0]), persistent=False)
 
     def balance(self):
         """The ``(n_tasks,)`` weights of the tasks' losses, now."""
@@ -51,10 +52,12 @@ class MultiTaskLoss(nn.Module):
                 # Two-class cross-entropy is the logistic loss of the logits'
                 # margin: the same value in one fused op, several times
                 # faster than a softmax over a dimension of two.
-                pairs = outputs.reshape(-1, block.n_tasks, 2)
+                # The margins z_1 - z_0 in one product: one autograd node
+                # rather than two selections and a difference.
+                margins = outputs.reshape(-1, block.n_tasks, 2) @ self.margin
                 losses.append(
                     nn.functional.binary_cross_entropy_with_logits(
-                        pairs[:, :, 1] - pairs[:, :, 0], truth, reduction="none"
+                        margins, truth, reduction="none"
                     )
                 )
             elif block.kind == CLASSIFICATION:
