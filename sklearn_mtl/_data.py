@@ -6,6 +6,7 @@ is a torch CSR tensor for a net that reads sparse input, else densified), so
 no per-row ``__getitem__`` runs in the training loop.
 """
 
+import copy
 import math
 import warnings
 
@@ -47,6 +48,13 @@ class TensorDataset(torch.utils.data.Dataset):
 
     def __len__(self):
         return self.X.shape[0]
+
+    def take(self, index):
+        """The dataset of the rows ``index`` of a dense ``X``, gathered once."""
+        rows = copy.copy(self)
+        rows.X = self.X[index]
+        rows.labels = None if self.labels is None else self.labels[index]
+        return rows
 
     def batch(self, index):
         """``(X, (targets, weights))`` of the rows ``index`` (a slice or an
@@ -107,13 +115,9 @@ class BatchIterator:
             if dense and self.dataset.X.numel() <= SHUFFLED_COPY_LIMIT:
                 # One gather of the whole epoch, then views: the same batches
                 # without two indexing operations per batch.
-                epoch = self.dataset.batch(order)
+                epoch = self.dataset.take(order)
                 for start in range(0, n, size):
-                    rows = slice(start, start + size)
-                    yield epoch[0][rows], (
-                        None if epoch[1] is None
-                        else (epoch[1][0][rows], epoch[1][1][rows])
-                    )
+                    yield epoch.batch(slice(start, start + size))
                 return
             for start in range(0, n, size):
                 yield self.dataset.batch(order[start : start + size])

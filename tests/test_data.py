@@ -39,3 +39,22 @@ def test_iterator_shuffles_every_row_once():
     assert not torch.equal(rows, dataset.X.ravel())  # shuffled
     assert sorted(rows.tolist()) == list(range(300))
     assert len(BatchIterator(dataset, batch_size=64)) == 5
+
+
+def test_a_small_dataset_is_shuffled_with_one_copy_and_the_same_batches(monkeypatch):
+    from sklearn_mtl import _data
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 3)).astype(np.float32)
+    dataset = make_dataset(X, rng.normal(size=(50, 2)).astype(np.float32), np.ones((50, 2), np.float32))
+
+    def batches():
+        torch.manual_seed(0)
+        return list(BatchIterator(dataset, batch_size=16, shuffle=True))
+
+    copied = batches()
+    monkeypatch.setattr(_data, "SHUFFLED_COPY_LIMIT", 0)  # batch by batch
+    gathered = batches()
+    assert [len(b[0]) for b in copied] == [16, 16, 16, 2]
+    for (Xa, (ta, wa)), (Xb, (tb, wb)) in zip(copied, gathered, strict=True):
+        assert torch.equal(Xa, Xb) and torch.equal(ta, tb) and torch.equal(wa, wb)
