@@ -445,7 +445,8 @@ def test_gradient_balancing_on_csr_uses_dense_gradients(data, balancing):
 def test_every_pass_of_a_csr_model_reads_csr_batches():
     # Training, plain and Monte-Carlo prediction, transform and validation:
     # the input layer sees CSR tensors, never a densified batch.
-    X = sp.random(120, 400, density=0.02, format="csr", random_state=0, dtype=np.float32)
+    # 600 rows: prediction goes through the margin head (from 512 rows).
+    X = sp.random(600, 400, density=0.02, format="csr", random_state=0, dtype=np.float32)
     totals = np.asarray(X.sum(axis=1)).ravel()
     y = (totals > np.median(totals)).astype(int)
     est = MultiTaskNetClassifier(
@@ -462,3 +463,5 @@ def test_every_pass_of_a_csr_model_reads_csr_batches():
     est.transform(X)
     est.set_params(mc_samples=3).predict(X)
     assert seen and set(seen) == {torch.sparse_csr}
+    est.set_params(mc_samples=0)
+    _proba_close(est.predict_proba(X), est.predict_proba(X.toarray()), atol=1e-6)
