@@ -1,4 +1,5 @@
-import multiprocessing
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -82,19 +83,18 @@ def test_a_large_step_uses_the_idle_cores(monkeypatch):
     assert ThreadPlan(SMALL_STEP - 1, 10**12, limit=4).threads == 1
 
 
-def _spin(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
+SPIN = "import time\nend = time.monotonic() + 5\nwhile time.monotonic() < end:\n    pass\n"
 
 
 def test_core_monitor_sees_another_process_busy():
-    monitor = CoreMonitor()
-    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(1.5,))
-    spinner.start()
-    time.sleep(0.5)  # the child is up and spinning
-    monitor.others()
-    time.sleep(0.6)
-    busy = monitor.others()
-    spinner.join()
+    # A bare interpreter spinning (it imports nothing, so it spins at once).
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    try:
+        time.sleep(0.3)
+        monitor = CoreMonitor()
+        time.sleep(0.8)
+        busy = monitor.others()
+    finally:
+        spinner.kill()
+        spinner.wait()
     assert busy > 0.5
