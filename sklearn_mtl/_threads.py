@@ -15,8 +15,9 @@ limits joblib sets in its workers; a fit never uses more):
 * one thread when a training step is small (fewer than ``SMALL_STEP``
   multiply-adds);
 * otherwise the cores that other processes leave idle: measured over a short
-  window before a large fit, then over every epoch (the machine's busy CPU
-  time less this process's own, from ``psutil``), and at least one.
+  window before a large fit, then over every epoch (the busy time of the CPUs
+  this process may run on, less this process's own, from ``psutil``), and at
+  least one.
 
 The count in force before the fit is restored after it, even when it fails.
 """
@@ -44,26 +45,40 @@ _active = 0
 _saved = None
 
 
-def _cores():
+def _cpus():
+    """The CPUs this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return list(range(os.cpu_count() or 1))
+
+
+def _cores():
+    return len(_cpus())
+
+
+def _busy_seconds(cpu):
+    """A CPU's time spent busy (guest time is already in user time)."""
+    idle = cpu.idle + getattr(cpu, "iowait", 0.0)
+    guest = getattr(cpu, "guest", 0.0) + getattr(cpu, "guest_nice", 0.0)
+    return sum(cpu) - idle - guest
 
 
 class CoreMonitor:
-    """The cores other processes kept busy since the last reading."""
+    """The cores other processes kept busy since the last reading, on the
+    CPUs this process may use (a container pinned to 4 CPUs of a busy
+    64-CPU host counts its 4)."""
 
     def __init__(self):
         self.process = psutil.Process()
+        self.cpus = _cpus()
         self._mark()
 
     def _mark(self):
-        cpu = psutil.cpu_times()
-        idle = cpu.idle + getattr(cpu, "iowait", 0.0)
+        per_cpu = psutil.cpu_times(percpu=True)
         self.time = time.monotonic()
-        self.busy = sum(cpu) - idle - getattr(cpu, "guest", 0.0) - getattr(
-            cpu, "guest_nice", 0.0
+        self.busy = sum(
+            _busy_seconds(per_cpu[i]) for i in self.cpus if i < len(per_cpu)
         )
         own = self.process.cpu_times()
         self.own = own.user + own.system

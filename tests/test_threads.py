@@ -98,3 +98,30 @@ def test_core_monitor_sees_another_process_busy():
         spinner.kill()
         spinner.wait()
     assert busy > 0.5
+
+
+def test_core_monitor_counts_the_cpus_this_process_may_use(monkeypatch):
+    from collections import namedtuple
+
+    Times = namedtuple("Times", "user system idle iowait")
+    clock = {"t": 0.0}
+
+    def cpu_times(percpu=False):
+        # CPU 0 idle; CPU 1 busy the whole time (another process).
+        t = clock["t"]
+        return [Times(0.0, 0.0, t, 0.0), Times(t, 0.0, 0.0, 0.0)]
+
+    class Process:  # this process uses no CPU here
+        def cpu_times(self):
+            return Times(0.0, 0.0, 0.0, 0.0)
+
+    monkeypatch.setattr(_threads.psutil, "cpu_times", cpu_times)
+    monkeypatch.setattr(_threads.psutil, "Process", Process)
+    monkeypatch.setattr(_threads.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(_threads, "_cpus", lambda: [0])  # pinned to CPU 0
+    pinned = CoreMonitor()
+    monkeypatch.setattr(_threads, "_cpus", lambda: [0, 1])
+    both = CoreMonitor()
+    clock["t"] = 2.0
+    assert pinned.others() == 0.0
+    assert both.others() == 1.0
