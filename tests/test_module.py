@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_mtl._module import Dropout, MultiTaskModule
+from sklearn_mtl._dropout import Dropout
+from sklearn_mtl._module import MultiTaskModule
 from sklearn_mtl._tasks import CLASSIFICATION, REGRESSION, OutputLayout
 
 
