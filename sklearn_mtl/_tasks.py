@@ -67,12 +67,6 @@ class TaskSpec:
             encoded[~missing] = (labelled.astype(np.float64) - self.mean) / self.scale
         return encoded
 
-    def decode(self, outputs):
-        """Labels (classification, from logits or probabilities) or values."""
-        if self.kind == CLASSIFICATION:
-            return self.classes[np.argmax(outputs, axis=1)]
-        return outputs[:, 0].astype(np.float64) * self.scale + self.mean
-
 
 def _is_range(classes, labels):
     """Whether integer ``labels`` all fall in ``classes``, a run of

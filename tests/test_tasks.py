@@ -65,13 +65,15 @@ def test_task_spec_encodes_and_decodes():
     encoded = spec.encode(column, np.array([False, False, True]))
     np.testing.assert_array_equal(encoded[:2], [1, 0])
     assert np.isnan(encoded[2])
-    assert list(spec.decode(np.array([[0.2, 0.8], [0.9, 0.1]]))) == ["yes", "no"]
+    decode = TaskDecoder([spec], 1, OutputLayout.from_tasks([spec]))
+    assert list(decode(np.array([[0.2, 0.8], [0.9, 0.1]]))[:, 0]) == ["yes", "no"]
     with pytest.raises(ValueError, match="not among the model's classes"):
         spec.encode(np.array(["maybe"], dtype=object), np.array([False]))
     reg = TaskSpec(R, mean=10.0, scale=2.0)
     values = np.array([12.0, 8.0])
     np.testing.assert_allclose(reg.encode(values, np.zeros(2, bool)), [1.0, -1.0])
-    np.testing.assert_allclose(reg.decode(np.array([[1.0], [-1.0]], np.float32)), values)
+    decode = TaskDecoder([reg], 1, OutputLayout.from_tasks([reg]))
+    np.testing.assert_allclose(decode(np.array([[1.0], [-1.0]], np.float32))[:, 0], values)
 
 
 def test_task_decoder_matches_each_task_decoded_alone():
@@ -90,7 +92,11 @@ def test_task_decoder_matches_each_task_decoded_alone():
     decoded = TaskDecoder(specs, 6, layout)(outputs)
     assert decoded.shape == (9, 6) and decoded.dtype == object
     for t, spec in enumerate(specs[:6]):
-        expected = spec.decode(outputs[:, layout.slices[t]])
+        values = outputs[:, layout.slices[t]]
+        expected = (
+            spec.classes[values.argmax(axis=1)] if spec.kind == C
+            else values[:, 0].astype(np.float64) * spec.scale + spec.mean
+        )
         assert list(decoded[:, t]) == list(expected)
     numeric = TaskDecoder(specs, 3, layout)(outputs)
     assert numeric.dtype == np.int64 and numeric.shape == (9, 3)
