@@ -26,7 +26,13 @@ from sklearn_compat.utils.validation import validate_data
 
 from ._balancing import BALANCERS
 from ._callbacks import training_callbacks
-from ._config import SOLVERS, pretrained_trunk, resolve_config, resolve_task_weights
+from ._config import (
+    SOLVERS,
+    pretrained_trunk,
+    resolve_config,
+    resolve_early_stopping,
+    resolve_task_weights,
+)
 from ._data import early_stopping_datasets, make_dataset
 from ._module import ACTIVATIONS
 from ._net import build_net
@@ -81,7 +87,7 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [
             Interval(Integral, 1, None, closed="left"),
@@ -121,9 +127,9 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         batch_size="auto",
         max_iter=200,
         shuffle=True,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         random_state=None,
         warm_start=False,
@@ -293,7 +299,7 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        if incremental and self.early_stopping:
+        if incremental and self.early_stopping is True:
             raise ValueError("partial_fit does not support early_stopping=True")
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         X = self._validate_X(X, reset=not continuing)
@@ -332,7 +338,9 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         if not continuing:
             self._rng = check_random_state(self.random_state)
         seed = int(self._rng.randint(np.iinfo(np.int32).max))
-        early_stopping = self.early_stopping
+        early_stopping = self.early_stopping_ = resolve_early_stopping(
+            self.early_stopping, X.shape[0], incremental
+        )
         callbacks = training_callbacks(
             config,
             dynamic_balancing=BALANCERS[config.balancing].dynamic,

@@ -48,6 +48,9 @@ LEARNED_LR_FACTOR = 10.0
 # What "auto" means for batch_size, as in MLPClassifier: min(200, n_samples)
 # (a batch larger than the data is the whole data).
 AUTO_BATCH_SIZE = 200
+# early_stopping="auto" holds out a validation set in fit from this many rows
+# (20 validation rows at the default validation_fraction of 0.1).
+AUTO_EARLY_STOPPING_ROWS = 200
 
 NO_EXPERT_LAYERS = (
     "architecture='mmoe' needs at least one hidden layer per expert; got "
@@ -282,6 +285,19 @@ def pretrained_trunk(pretrained, n_features, feature_names=None):
             "nothing can be transferred from it."
         )
     return dict(module.trunk_shape), module.trunk_state()
+
+
+def resolve_early_stopping(early_stopping, n_samples, incremental):
+    """Whether a fit holds out a validation set and stops on its score.
+
+    ``"auto"`` means yes in ``fit`` on at least ``AUTO_EARLY_STOPPING_ROWS``
+    rows (those with a positive weight), no in ``partial_fit`` and on fewer
+    rows; a bool means what it says (``partial_fit`` refuses ``True``
+    before this is asked).
+    """
+    if early_stopping == "auto":
+        return not incremental and n_samples >= AUTO_EARLY_STOPPING_ROWS
+    return bool(early_stopping)
 
 
 def resolve_config(estimator, device=None, trunk=None):

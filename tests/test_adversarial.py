@@ -22,7 +22,10 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor
 
 EPS = 0.2
-FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=20, random_state=0)
+FAST = dict(
+    hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=20, early_stopping=False,
+    random_state=0,
+)
 SMOKE = dict(hidden_layer_sizes=(16,), learning_rate_init=1e-2, max_iter=5, random_state=0)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -20,7 +20,11 @@ from sklearn_mtl._data import BatchIterator, make_dataset
 from sklearn_mtl._module import MultiTaskModule
 from sklearn_mtl._targets import encode_targets
 
-FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=40, random_state=0)
+# A fixed budget of epochs (no early stopping) keeps these fits comparable.
+FAST = dict(
+    hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=40, early_stopping=False,
+    random_state=0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +117,7 @@ def test_sample_weight_changes_the_fit(data):
 def test_early_stopping_restores_best_weights(data):
     X, y = data
     est = MultiTaskNetClassifier(
-        **dict(FAST, max_iter=200, learning_rate_init=3e-2), early_stopping=True,
+        **dict(FAST, max_iter=200, learning_rate_init=3e-2, early_stopping=True),
         n_iter_no_change=5,
     ).fit(X, y)
     assert est.n_iter_ < 200
@@ -346,7 +350,9 @@ def test_diverging_fit_stops_with_advice():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(200, 5)) * 1e3
     y = rng.normal(size=200)
-    est = MultiTaskNetRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0)
+    est = MultiTaskNetRegressor(
+        solver="sgd", learning_rate_init=10.0, max_iter=50, early_stopping=False, random_state=0
+    )
     with pytest.raises(ValueError, match="diverged.*Lower learning_rate_init \\(currently 10.0\\)"):
         est.fit(X, y)
 

@@ -121,3 +121,30 @@ def test_per_batch_calls_reach_a_callback_that_listens_only():
     (used,) = [cb for _, cb in est.net_.callbacks_ if isinstance(cb, Count)]
     assert used.calls == {"begin": 8, "grad": 8, "end": 8}
     assert [len(epoch["batches"]) for epoch in est.net_.history] == [4, 4]
+
+
+def test_weighted_task_scores_match_per_task_scores():
+    from sklearn_mtl._callbacks import weighted_task_scores
+    from sklearn_mtl.metrics import per_task_scores
+
+    rng = np.random.RandomState(0)
+    n = 40
+    targets = np.column_stack([
+        rng.randint(0, 3, n), rng.normal(size=n), np.full(n, 2.0), rng.randint(0, 2, n),
+        np.full(n, 1.5),
+    ])
+    predicted = np.column_stack([
+        rng.randint(0, 3, n), targets[:, 1] + rng.normal(size=n), np.full(n, 2.0),
+        rng.randint(0, 2, n), np.full(n, 1.0),
+    ])
+    weights = rng.uniform(0.5, 2.0, size=(n, 5))
+    weights[rng.rand(n, 5) < 0.3] = 0.0  # missing labels
+    weights[:, 3] = 0.0  # a task without a label
+    kinds = ["classification", "regression", "regression", "classification", "regression"]
+    got = weighted_task_scores(
+        targets, predicted, np.array([k == "classification" for k in kinds]), weights
+    )
+    truth = np.where(weights > 0, targets, np.nan)
+    expected = per_task_scores(truth, predicted, kinds, sample_weight=weights)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.isnan(got[3]) and got[2] == 1.0 and got[4] == 0.0

@@ -9,7 +9,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PARAMS = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+PARAMS = dict(hidden_layer_sizes=(16,), max_iter=5, early_stopping=False, random_state=0)
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def close_figures():
 def test_one_line_per_task_and_split(two_task_data):
     X, colour, size = two_task_data
     y = np.column_stack([colour, size])
-    est = MultiTaskNetClassifier(**PARAMS, early_stopping=True).fit(X, y)
+    est = MultiTaskNetClassifier(**{**PARAMS, "early_stopping": True}).fit(X, y)
     display = MultiTaskLearningCurveDisplay.from_estimator(est)
     assert len(display.lines_) == 4
     assert display.ax_.figure is display.figure_

@@ -129,7 +129,8 @@ def test_mc_classifier_predict_matches_predict_proba(two_task_data):
     X, colour, size = two_task_data
     y = np.column_stack([colour, size]).astype(object)
     clf = MultiTaskNetClassifier(
-        (32, 32), dropout=0.3, mc_samples=25, max_iter=60, random_state=0
+        (32, 32), dropout=0.3, mc_samples=25, max_iter=60, early_stopping=False,
+        random_state=0,
     ).fit(X, y)
     proba = clf.predict_proba(X)
     pred = clf.predict(X)
@@ -198,7 +199,7 @@ def test_concrete_prediction_deterministic_unless_mc(wave):
 def test_concrete_regularizer_in_training_loss(wave):
     X, y = wave
     reg = MultiTaskNetRegressor(
-        (16,), dropout="concrete", max_iter=3, random_state=0
+        (16,), dropout="concrete", max_iter=3, early_stopping=False, random_state=0
     ).fit(X, y)
     net = reg.net_
     net.module_.eval()
@@ -259,7 +260,7 @@ def test_grid_search_over_fixed_and_concrete_dropout(two_task_data):
 
 # -- group lasso -----------------------------------------------------------------
 
-GROUP_LASSO = dict(hidden_layer_sizes=(32,), max_iter=200, random_state=0)
+GROUP_LASSO = dict(hidden_layer_sizes=(32,), max_iter=200, early_stopping=False, random_state=0)
 
 
 @pytest.fixture(scope="module")

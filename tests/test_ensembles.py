@@ -33,9 +33,12 @@ from sklearn.model_selection import (
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
 from sklearn_mtl.metrics import make_task_scorers
 
-FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=30, random_state=0)
+FAST = dict(
+    hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=30, early_stopping=False,
+    random_state=0,
+)
 # A linear final estimator for stacking that accepts aux_targets.
-FINAL = dict(hidden_layer_sizes=(), learning_rate_init=1e-2, random_state=0)
+FINAL = dict(hidden_layer_sizes=(), learning_rate_init=1e-2, early_stopping=False, random_state=0)
 
 
 def aux_of(X):

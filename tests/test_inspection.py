@@ -37,7 +37,7 @@ def grouped_tasks(seed=0, n=N_ROWS):
 def regressor(**params):
     defaults = {
         "hidden_layer_sizes": (32,), "max_iter": EPOCHS, "batch_size": BATCH,
-        "learning_rate_init": 1e-2, "random_state": 0,
+        "learning_rate_init": 1e-2, "early_stopping": False, "random_state": 0,
     }
     return MultiTaskNetRegressor(**{**defaults, **params})
 

@@ -36,7 +36,10 @@ from sklearn_mtl.metrics import (  # noqa: E402
     per_task_roc_auc,
 )
 
-FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=30, random_state=0)
+FAST = dict(
+    hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=30, early_stopping=False,
+    random_state=0,
+)
 
 
 @pytest.fixture(scope="module")
