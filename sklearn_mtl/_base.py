@@ -360,6 +360,7 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
                     stratify_first=self.tasks_[0].kind == CLASSIFICATION
                     and bool(np.all(weights[:, 0] > 0)),
                     n_main=self._n_main_tasks,
+                    stratify_if_possible=self.early_stopping == "auto",
                 )
             else:
                 train, valid = make_dataset(X, targets, weights, config.device), None

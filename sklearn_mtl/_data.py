@@ -126,19 +126,35 @@ class BatchIterator:
                 yield self.dataset.batch(slice(start, start + size))
 
 
+def _can_stratify(labels, validation_fraction):
+    """Whether ``train_test_split`` can stratify on ``labels`` (class indices):
+    every class has two rows, and each side of the split a row per class."""
+    counts = np.bincount(labels.astype(np.int64))
+    counts = counts[counts > 0]
+    n_valid = int(np.ceil(validation_fraction * len(labels)))
+    return bool(
+        counts.min() >= 2 and min(n_valid, len(labels) - n_valid) >= len(counts)
+    )
+
+
 def early_stopping_datasets(
-    X, targets, weights, device, *, validation_fraction, rng, stratify_first, n_main
+    X, targets, weights, device, *, validation_fraction, rng, stratify_first, n_main,
+    stratify_if_possible=False,
 ):
     """The training and validation datasets of an early-stopping fit.
 
     The split is stratified on the first task when ``stratify_first`` (a
     fully labelled classification task); as in ``MLPClassifier``, a class too
-    small to be split is ``train_test_split``'s error, and a validation set
-    of fewer than 2 rows is an error. The validation rows keep the labels of
+    small to be split is ``train_test_split``'s error (with
+    ``stratify_if_possible``, for ``early_stopping="auto"``, such a split is
+    drawn unstratified instead), and a validation set of fewer than 2 rows
+    is an error. The validation rows keep the labels of
     the first ``n_main`` tasks (those of ``y``) only: the validation score is
     the estimator's score, and a task without labels has a NaN score, which
     the mean over tasks skips.
     """
+    if stratify_first and stratify_if_possible:
+        stratify_first = _can_stratify(targets[:, 0], validation_fraction)
     train_rows, valid_rows = train_test_split(
         np.arange(X.shape[0]),
         test_size=validation_fraction,

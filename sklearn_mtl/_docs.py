@@ -150,8 +150,9 @@ default="fixed"
         by ``tol`` for ``n_iter_no_change`` epochs. ``"auto"`` (as in
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`) turns it
         on in ``fit`` on at least 200 rows and off in ``partial_fit`` and on
-        fewer rows; ``early_stopping_`` says which. ``MLPClassifier``'s
-        default is ``early_stopping=False``.
+        fewer rows; ``early_stopping_`` says which. Under ``"auto"`` a split
+        that cannot be stratified is drawn unstratified instead of raising.
+        ``MLPClassifier``'s default is ``early_stopping=False``.
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping.
     n_iter_no_change : int, default=20

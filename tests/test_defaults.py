@@ -72,3 +72,21 @@ def test_early_stopping_rejects_other_strings():
     X, y = rows(50)
     with pytest.raises(ValueError, match="early_stopping"):
         MultiTaskNetClassifier(early_stopping="yes").fit(X, y)
+
+
+def test_auto_splits_unstratified_when_a_class_is_too_small():
+    X, y = rows(250)
+    y[0] = 2  # a class of one row cannot be stratified
+    est = MultiTaskNetClassifier(**FAST).fit(X, y)
+    assert est.early_stopping_ is True and list(est.classes_) == [0, 1, 2]
+    # Asked for explicitly, it is MLP's (train_test_split's) error.
+    with pytest.raises(ValueError, match="least populated class"):
+        MultiTaskNetClassifier(**FAST, early_stopping=True).fit(X, y)
+
+
+def test_auto_splits_unstratified_with_more_classes_than_validation_rows():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    y = np.repeat(np.arange(25), 8)  # 25 classes, 20 validation rows
+    est = MultiTaskNetClassifier(**FAST).fit(X, y)
+    assert est.early_stopping_ is True
