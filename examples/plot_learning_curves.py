@@ -2,8 +2,8 @@
 ============================================================
 
 Three tasks on scikit-learn's digits (the digit, its parity, whether it is
-at least 5) share one trunk. With ``early_stopping=True`` the net holds out
-10% of the rows, and ``net_.history`` records each task's training and
+at least 5) share one trunk. With early stopping (the default on 200 rows or
+more) the net holds out 10% of the rows, and ``net_.history`` records each task's training and
 validation loss per epoch; :class:`~sklearn_mtl.MultiTaskLearningCurveDisplay`
 draws them (solid: training, dashed: validation).
 
