@@ -33,6 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from torch import nn
 
+from _common import FIXED_EPOCHS  # benchmarks/_common.py
 from sklearn_mtl import MultiTaskNetClassifier
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -150,6 +151,7 @@ def estimators(hidden, epochs, batch_size="auto"):
     loop_batch = 200 if batch_size == "auto" else batch_size
     return {
         "sklearn_mtl": lambda: MultiTaskNetClassifier(
+            **FIXED_EPOCHS,
             hidden_layer_sizes=hidden, max_iter=epochs, batch_size=batch_size,
             random_state=0,
         ),

@@ -38,7 +38,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, write_json  # benchmarks/_common.py
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -102,12 +102,13 @@ def run(dataset, data, args):
     X, Y, X_test, Y_test = data
     with warnings.catch_warnings():  # warm-up: torch's first fit pays its set-up
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MultiTaskNetClassifier(**NET, **{**DATASETS[dataset], "max_iter": 1}).fit(X, Y)
+        MultiTaskNetClassifier(**FIXED_EPOCHS, **NET, **{**DATASETS[dataset], "max_iter": 1}).fit(X, Y)
     rows = {}
     for name, params in models(args.epsilons).items():
         runs = []
         for seed in args.seeds:
             est = MultiTaskNetClassifier(
+                **FIXED_EPOCHS,
                 **NET, **DATASETS[dataset], **params, random_state=seed
             )
             if args.quick:

@@ -58,7 +58,7 @@ from threadpoolctl import threadpool_limits
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
 from sklearn_mtl.inspection import suggest_task_groups, task_affinity
 
-from _common import write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, write_json  # benchmarks/_common.py
 
 CENSUS_TASKS = ("income", "never_married", "female", "full_time")
 
@@ -280,7 +280,7 @@ def main():
     for name in args.datasets:
         if name == "synthetic":
             X, Y, X_test, Y_test, truth = load_synthetic()
-            est = MultiTaskNetRegressor(hidden_layer_sizes=(64,), batch_size=100,
+            est = MultiTaskNetRegressor(**FIXED_EPOCHS, hidden_layer_sizes=(64,), batch_size=100,
                                         learning_rate_init=3e-3,
                                         max_iter=epochs[name])
             results[name] = run_dataset(name, est, (X, Y, X_test, Y_test),
@@ -297,11 +297,11 @@ def main():
             print(f"{name}: skipped ({error}); pip install -e '.[benchmarks]'")
             continue
         if name == "yeast":
-            est = MultiTaskNetClassifier(hidden_layer_sizes=(256,), dropout=0.3,
+            est = MultiTaskNetClassifier(**FIXED_EPOCHS, hidden_layer_sizes=(256,), dropout=0.3,
                                          max_iter=epochs[name])
             results[name] = run_dataset(name, est, data, "multilabel", (2, 3), args)
         else:
-            est = MultiTaskNetClassifier(hidden_layer_sizes=(128,), dropout=0.3,
+            est = MultiTaskNetClassifier(**FIXED_EPOCHS, hidden_layer_sizes=(128,), dropout=0.3,
                                          batch_size=256, max_iter=epochs[name])
             results[name] = run_dataset(name, est, data, "auc", (2,), args)
     wall = time.perf_counter() - wall

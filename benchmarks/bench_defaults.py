@@ -113,6 +113,8 @@ CANDIDATES = {
     "es_batch64_dropout0.1": dict(ES, batch_size=64, dropout=0.1),
     "es_batch64_alpha1e-2": dict(ES, batch_size=64, alpha=1e-2),
     "es_patience20_lr3e-3": dict(ES, n_iter_no_change=20, learning_rate_init=3e-3),
+    # Fourth round: early stopping on the validation loss (early_stopping="auto").
+    "auto_patience20": dict(early_stopping="auto", n_iter_no_change=20),
     # Third round: a stronger penalty with the longer patience.
     "es_patience20_alpha1e-3": dict(ES, n_iter_no_change=20, alpha=1e-3),
     "es_patience20_alpha1e-2": dict(ES, n_iter_no_change=20, alpha=1e-2),

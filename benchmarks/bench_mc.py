@@ -32,7 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mtl import MultiTaskNetClassifier
 
-from _common import write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, write_json  # benchmarks/_common.py
 
 
 def median_time(fn, repeats):
@@ -49,7 +49,7 @@ def run_one(n_rows, n_features, trunk, args):
     X = rng.normal(size=(max(n_rows, 500), n_features)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
     net = MultiTaskNetClassifier(
-        trunk, dropout=0.2, max_iter=2, random_state=0
+        trunk, dropout=0.2, max_iter=2, random_state=0, **FIXED_EPOCHS
     ).fit(X[:500], y[:500])
     X = X[:n_rows]
     batched = net.set_params(mc_samples=args.samples)

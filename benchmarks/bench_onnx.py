@@ -33,16 +33,16 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_mtl import MultiTaskNetClassifier, to_onnx
 
-from _common import write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, write_json  # benchmarks/_common.py
 
 MODELS = {
-    "shared (100,)": lambda: MultiTaskNetClassifier((100,)),
-    "shared (256, 256) bn": lambda: MultiTaskNetClassifier((256, 256), batch_norm=True),
+    "shared (100,)": lambda: MultiTaskNetClassifier((100,), **FIXED_EPOCHS),
+    "shared (256, 256) bn": lambda: MultiTaskNetClassifier((256, 256), **FIXED_EPOCHS, batch_norm=True),
     "mmoe 4 x (64, 64)": lambda: MultiTaskNetClassifier(
-        (64, 64), architecture="mmoe", n_experts=4
+        (64, 64), **FIXED_EPOCHS, architecture="mmoe", n_experts=4
     ),
     "scaler + shared (100,)": lambda: make_pipeline(
-        StandardScaler(), MultiTaskNetClassifier((100,))
+        StandardScaler(), MultiTaskNetClassifier((100,), **FIXED_EPOCHS)
     ),
 }
 

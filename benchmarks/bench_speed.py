@@ -42,6 +42,7 @@ from sklearn.neural_network import MLPClassifier
 from torch import nn
 
 from _regimes import REGIMES
+from _common import FIXED_EPOCHS  # benchmarks/_common.py
 from sklearn_mtl import MultiTaskNetClassifier
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -140,6 +141,7 @@ class _MultiCE(nn.Module):
 
 def sklearn_mtl(X, Y, args, dropout=None):
     est = MultiTaskNetClassifier(
+        **FIXED_EPOCHS,
         hidden_layer_sizes=(256, 256),
         dropout=args.dropout if dropout is None else dropout,
         batch_size=args.batch_size,
@@ -171,6 +173,7 @@ def mlp(X, y, args):
 
 def grid_search(X, Y, n_jobs, args):
     est = MultiTaskNetClassifier(
+        **FIXED_EPOCHS,
         hidden_layer_sizes=(256, 256), batch_size=args.batch_size,
         max_iter=args.grid_epochs, random_state=0,
     )

@@ -49,7 +49,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_mtl import MultiTaskNetClassifier
 
-from _common import summarise, write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, summarise, write_json  # benchmarks/_common.py
 from bench_census import make_preprocessor
 
 SOURCE_TASKS = ("never_married", "tax_filer_stat", "full_or_part_time_employment_stat")
@@ -81,9 +81,10 @@ def new_task_models(source, seed, epochs):
     net = dict(NET, max_iter=epochs, learning_rate_init=NEW_LR, random_state=seed)
     return {
         "logreg": LogisticRegression(max_iter=2000),
-        "scratch": MultiTaskNetClassifier(**net),
-        "frozen": MultiTaskNetClassifier(pretrained=source, trunk_learning_rate=0.0, **net),
+        "scratch": MultiTaskNetClassifier(**FIXED_EPOCHS, **net),
+        "frozen": MultiTaskNetClassifier(**FIXED_EPOCHS, pretrained=source, trunk_learning_rate=0.0, **net),
         "fine_tuned": MultiTaskNetClassifier(
+            **FIXED_EPOCHS,
             pretrained=source, trunk_learning_rate=NEW_LR / 10, **net
         ),
         "features_logreg": make_pipeline(
@@ -124,6 +125,7 @@ def main():
         X_src, X_test = prep.transform(X.iloc[src]), prep.transform(X.iloc[test])
         tic = time.perf_counter()
         source = MultiTaskNetClassifier(
+            **FIXED_EPOCHS,
             **NET, learning_rate_init=SOURCE_LR, max_iter=args.source_epochs,
             batch_size=512, random_state=seed,
         ).fit(X_src, S[src])

@@ -54,7 +54,7 @@ from threadpoolctl import threadpool_limits
 
 from sklearn_mtl import MultiTaskNetClassifier
 
-from _common import summarise, write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, summarise, write_json  # benchmarks/_common.py
 
 N_TEST = 917  # rows 0-916 are Mulan's yeast-test
 
@@ -77,12 +77,12 @@ MODELS = {
     ),
     "net_single": dict(
         make=lambda p, seed: MultiOutputClassifier(
-            MultiTaskNetClassifier(random_state=seed, **p)
+            MultiTaskNetClassifier(**FIXED_EPOCHS, random_state=seed, **p)
         ),
         grid=dict(hidden_layer_sizes=[(256,)], dropout=[0.3, 0.5], max_iter=[30, 60]),
     ),
     "net_multi": dict(
-        make=lambda p, seed: MultiTaskNetClassifier(random_state=seed, **p),
+        make=lambda p, seed: MultiTaskNetClassifier(**FIXED_EPOCHS, random_state=seed, **p),
         grid=dict(
             hidden_layer_sizes=[(256,), (512,)], dropout=[0.3, 0.5, 0.7],
             max_iter=[30, 60],

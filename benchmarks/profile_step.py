@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch.profiler import ProfilerActivity, profile
 
 from bench_speed import LoopNet, make_data, multi_ce
+from _common import FIXED_EPOCHS  # benchmarks/_common.py
 from sklearn_mtl import MultiTaskNetClassifier
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -50,7 +51,7 @@ def main():
     steps = -(-args.n_samples // args.batch_size)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
-    est = MultiTaskNetClassifier(hidden_layer_sizes=(256, 256), dropout=0.2, alpha=0.0,
+    est = MultiTaskNetClassifier(**FIXED_EPOCHS, hidden_layer_sizes=(256, 256), dropout=0.2, alpha=0.0,
                                  batch_size=args.batch_size, max_iter=1, random_state=0,
                                  device=args.device)
     est.fit(X, Y)  # warm-up

@@ -19,6 +19,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from _regimes import dense_tasks
+from _common import FIXED_EPOCHS  # benchmarks/_common.py
 from sklearn_mtl import MultiTaskNetClassifier
 from sklearn_mtl._data import make_dataset
 
@@ -40,7 +41,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     X, Y = dense_tasks(1500, 103, 14)
-    est = MultiTaskNetClassifier(max_iter=1, random_state=0).fit(X, Y)
+    est = MultiTaskNetClassifier(**FIXED_EPOCHS, max_iter=1, random_state=0).fit(X, Y)
     net = est.net_
     net._set_training(True)
     batch = make_dataset(
