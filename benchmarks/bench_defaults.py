@@ -63,7 +63,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import write_json  # benchmarks/_common.py
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
@@ -82,6 +81,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sklearn_mtl import MultiTaskNet
+
+from _common import write_json  # benchmarks/_common.py
 
 C, R = "classification", "regression"
 
@@ -335,10 +336,12 @@ def score(name, kinds, Y, outputs):
 
 
 def baseline(family, kinds, seed):
-    all_binary = all(k == C for k in kinds)
+    # The classification data sets here have binary tasks only: one MLP on
+    # the label-indicator matrix, as a multi-label user would fit it.
+    all_classification = all(k == C for k in kinds)
     if family == "mlp":
         return PerKind(MLPClassifier(random_state=seed), MLPRegressor(random_state=seed),
-                       kinds, together=all_binary)
+                       kinds, together=all_classification)
     return PerKind(LogisticRegression(max_iter=1000), Ridge(), kinds, together=False)
 
 
@@ -351,8 +354,8 @@ def run(name, make, data, seed):
         fit_s = time.perf_counter() - start
     n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     value, parts = score(name, kinds, Y_eval, model.outputs(X_eval))
-    epochs = getattr(getattr(model, "model_", None), "steps", None)
-    n_iter = epochs[-1][1].n_iter_ if epochs else None
+    pipeline = getattr(model, "model_", None)  # a net's pipeline; None for the baselines
+    n_iter = pipeline[-1].n_iter_ if pipeline is not None else None
     return dict(score=value, fit_s=fit_s, convergence_warnings=n_warn, n_iter=n_iter, **parts)
 
 
