@@ -31,14 +31,9 @@ class ValidationScore(Callback):
     """
 
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        # The epoch's validation pass has computed the outputs.
         layout = net.layout
-        outputs = net.forward(dataset_valid, device=net.device).cpu().numpy()
-        predicted = np.column_stack(
-            [
-                outputs[:, cols].argmax(axis=1) if kind == CLASSIFICATION else outputs[:, cols.start]
-                for kind, cols in zip(layout.kinds, layout.slices)
-            ]
-        )
+        predicted = layout.encoded_predictions(net.valid_outputs_.cpu().numpy())
         scores = weighted_task_scores(
             dataset_valid.targets.cpu().numpy(),
             predicted,

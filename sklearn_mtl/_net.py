@@ -149,6 +149,7 @@ class MultiTaskNeuralNet(NeuralNet):
         with fit_threads(self.thread_plan_):
             self.partial_fit(dataset, epochs=epochs)
         self._set_training(False)
+        self.valid_outputs_ = None  # the last epoch's, needed no more
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
         return self.epochs_run_, stopped
@@ -408,11 +409,12 @@ class MultiTaskNeuralNet(NeuralNet):
         # per batch, and the batch losses read back in one device sync per
         # phase rather than one ``.item()`` per batch. Each task's loss over
         # the phase (labelled entries only, no penalty) is recorded as
-        # ``{prefix}_loss_task{t}``.
+        # ``{prefix}_loss_task{t}``. The validation outputs are kept as
+        # ``valid_outputs_`` (rows in order) for the validation score.
         if iterator is None:
             return
         self._set_training(training)
-        losses, sizes, task_sums = [], [], []
+        losses, sizes, task_sums, outputs = [], [], [], []
         listen = self.batch_listeners_
         for batch in iterator:
             if listen:
@@ -423,11 +425,15 @@ class MultiTaskNeuralNet(NeuralNet):
             losses.append(step["loss"].detach())
             task_sums.append(self.criterion_.last_sums_)
             sizes.append(len(batch[0]))
+            if not training:
+                outputs.append(step["y_pred"])
             if listen:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
+        if not training:
+            self.valid_outputs_ = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         sums = torch.stack(task_sums).sum(dim=0)
         values = torch.cat([torch.stack(losses).float(), sums.ravel()]).tolist()
         batch_losses, (weighted, total) = values[: len(losses)], np.reshape(

@@ -367,6 +367,16 @@ class Block:
         return self.kind == CLASSIFICATION and self.size == 2
 
 
+def class_index(values, n_tasks, size):
+    """The ``(n, n_tasks)`` class index of each task of a block of
+    ``size``-class outputs ``(n, n_tasks * size)`` (numpy): the argmax, ties
+    to the first class; a boolean array for two classes (one comparison of
+    the pair rather than an ``argmax`` over a dimension of two)."""
+    if size == 2:
+        return values[:, 1::2] > values[:, 0::2]
+    return values.reshape(len(values), n_tasks, size).argmax(axis=2)
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Where each task's outputs stand in the network's ``(n, n_outputs)`` output.
@@ -471,6 +481,19 @@ class OutputLayout:
                 parts.append(values)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
+    def encoded_predictions(self, outputs):
+        """The ``(n, n_tasks)`` float64 predictions of numpy ``outputs`` in
+        the targets' encoding: each classification task's class index (ties
+        go to the first class, as ``argmax``), each regression task's
+        standardised value; one operation per block."""
+        pieces = []
+        for block in self.blocks:
+            values = outputs[:, block.columns]
+            if block.kind == CLASSIFICATION:
+                values = class_index(values, block.n_tasks, block.size)
+            pieces.append(values.astype(np.float64))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+
     def split(self, outputs, tasks=slice(None)):
         """Per task of ``tasks`` (a slice of the tasks), its columns of the
         numpy array ``outputs``: views, not copies (a copy per task costs as
@@ -520,10 +543,7 @@ class TaskDecoder:
                 scale, mean = labels
                 pieces.append(values.astype(np.float64) * scale + mean)
                 continue
-            if size == 2:  # argmax of a pair (ties go to the first, as argmax)
-                index = values[:, 1::2] > values[:, 0::2]
-            else:
-                index = values.reshape(len(outputs), k, size).argmax(axis=2)
+            index = class_index(values, k, size)
             if isinstance(labels, list):
                 index = index.astype(np.intp)  # a boolean index would be a mask
                 pieces.extend(cls[index[:, j : j + 1]] for j, cls in enumerate(labels))

@@ -119,3 +119,21 @@ def test_integer_labels_are_counted_and_encoded_as_offsets():
     spec = TaskSpec(C, classes=np.array([0, 1, 2]))
     with pytest.raises(ValueError, match=r"labels array\(\[3\]\)"):
         spec.encode(np.array([0, 3]), np.zeros(2, dtype=bool))
+
+
+def test_encoded_predictions_pick_each_task_class_or_value():
+    layout = OutputLayout((C, C, R, C), (2, 2, 1, 3))
+    outputs = np.array([
+        # task 0 pair, task 1 pair, value, task 3 triple
+        [0.1, 0.9, 2.0, -1.0, 0.5, 0.2, 0.7, 0.1],
+        [0.4, 0.4, 0.0, 0.0, -1.5, 0.3, 0.3, 0.3],  # ties: the first class
+    ], dtype=np.float32)
+    expected = np.array([[1, 0, 0.5, 1], [0, 0, -1.5, 0]], dtype=np.float64)
+    encoded = layout.encoded_predictions(outputs)
+    assert encoded.dtype == np.float64
+    np.testing.assert_array_equal(encoded, expected)
+    per_task = [
+        outputs[:, cols].argmax(axis=1) if kind == C else outputs[:, cols.start]
+        for kind, cols in zip(layout.kinds, layout.slices)
+    ]
+    np.testing.assert_array_equal(encoded, np.column_stack(per_task))
