@@ -45,9 +45,13 @@ class MultiTaskLoss(nn.Module):
     def per_sample(self, y_pred, targets):
         """The ``(n_samples, n_tasks)`` tensor of unweighted losses."""
         losses = []
-        for block in self.layout.blocks:
-            outputs = y_pred[:, block.columns]
-            truth = targets[:, block.first : block.stop]
+        blocks = self.layout.blocks
+        for block in blocks:
+            if len(blocks) == 1:  # no selection: one autograd node fewer
+                outputs, truth = y_pred, targets
+            else:
+                outputs = y_pred[:, block.columns]
+                truth = targets[:, block.first : block.stop]
             if block.kind == CLASSIFICATION and block.size == 2:
                 # Two-class cross-entropy is the logistic loss of the logits'
                 # margin: the same value in one fused op, several times
