@@ -4,8 +4,10 @@ Builds ``MultiTaskNetClassifier()`` (trunk (100,), Adam) on the first small
 table of ``bench_speed.py --regime small`` (1,500 x 103, 14 binary tasks)
 and times, on one batch of 200 rows and one thread:
 
-* the parts of its step: the forward pass, with the loss, with the backward
-  pass, and skorch's whole ``train_step`` (zeroing, penalty, optimizer step);
+* the parts of its step through autograd: the forward pass, with the loss,
+  with the backward pass, and the whole ``train_step`` (zeroing, penalty,
+  optimizer step); and the ``train_step`` a fit takes, with the gradients
+  in closed form (``sklearn_mtl/_closed_form.py``);
 * hand-written steps of the same network, from the leanest (one logit per
   label, the mean logistic loss, fused Adam: what a torch step costs with
   nothing else) adding one by one what the estimator's step does: each
@@ -31,6 +33,7 @@ from torch import nn
 from _regimes import dense_tasks
 from _common import FIXED_EPOCHS  # benchmarks/_common.py
 from sklearn_mtl import MultiTaskNetClassifier
+from sklearn_mtl._closed_form import ClosedFormStep
 from sklearn_mtl._data import make_dataset
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -88,13 +91,20 @@ def main():
     ).batch(slice(0, 200))
     Xb, (targets, weights) = batch
     module, criterion = net.module_, net.criterion_
+    closed_form = ClosedFormStep.build(net)
+
+    def train_step(step):
+        net.closed_form_ = step  # as a fit sets it
+        return net.train_step(batch)
+
     parts = {
         "forward": lambda: module(Xb),
         "forward + loss": lambda: criterion(module(Xb), targets, weights),
         "forward + loss + backward": lambda: criterion(
             module(Xb), targets, weights
         ).backward(),
-        "train_step": lambda: net.train_step(batch),
+        "train_step, autograd": lambda: train_step(None),
+        "train_step, closed form": lambda: train_step(closed_form),
         "lean: 14 logits, mean loss": hand_written(Xb, targets, weights, 14, False, False),
         "+ per-task weighted means": hand_written(Xb, targets, weights, 14, True, False),
         "28 logits (margins), mean loss": hand_written(

@@ -5,6 +5,7 @@ import copy
 
 import numpy as np
 import torch
+from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
 from ._sparse import feature_major
@@ -170,6 +171,22 @@ class StopOnNonFinite(Callback):
                 f"{self.learning_rate}), scale the features (e.g. StandardScaler), "
                 f"or add batch_norm=True."
             )
+
+
+_PER_BATCH = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+def batch_listeners(net):
+    """Whether any callback of ``net`` (or a subclass of the net) has its own
+    per-batch method: only then are the per-batch notifications sent."""
+    overridden = any(
+        getattr(type(net), name) is not getattr(NeuralNet, name) for name in _PER_BATCH
+    )
+    return overridden or any(
+        getattr(type(cb), name) is not getattr(Callback, name)
+        for _, cb in net.callbacks_
+        for name in _PER_BATCH
+    )
 
 
 def training_callbacks(

@@ -15,11 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PrintLog
+from skorch.callbacks import PrintLog
 from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
 from ._balancing import BALANCERS
+from ._callbacks import batch_listeners
+from ._closed_form import ClosedFormStep
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
@@ -63,6 +65,7 @@ class MultiTaskNeuralNet(NeuralNet):
     """
 
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
+    closed_form_ = None  # the ClosedFormStep of a fit under way, if any
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
@@ -138,6 +141,7 @@ class MultiTaskNeuralNet(NeuralNet):
         self.n_train_rows = len(dataset)
         self.callbacks = callbacks
         self.initialize_callbacks()
+        self.closed_form_ = ClosedFormStep.build(self)
         # Counted as they start: a callback may replace the history (skorch's
         # LoadInitState), so its length does not tell what this call trained.
         self.epochs_run_ = 0
@@ -149,14 +153,14 @@ class MultiTaskNeuralNet(NeuralNet):
         with fit_threads(self.thread_plan_):
             self.partial_fit(dataset, epochs=epochs)
         self._set_training(False)
-        self.valid_outputs_ = None  # the last epoch's, needed no more
+        self.valid_outputs_ = self.closed_form_ = None  # needed no more
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
         return self.epochs_run_, stopped
 
     def initialize_callbacks(self):
         super().initialize_callbacks()
-        self.batch_listeners_ = _batch_listeners(self)
+        self.batch_listeners_ = batch_listeners(self)
         return self
 
     def get_default_callbacks(self):
@@ -454,21 +458,26 @@ class MultiTaskNeuralNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         # One optimizer step without skorch's closure (no solver here needs
         # it), with the balancer's hooks around the backward pass and step.
+        # The plain networks of ``ClosedFormStep`` get their gradients
+        # without autograd (``closed_form_``, chosen per call of fit).
         Xi, yi = batch
         self._zero_grad_optimizer(set_to_none=True)
-        if self.adversarial_epsilon > 0:
-            y_pred, loss = self.adversarial_loss(Xi, yi, **fit_params)
-        else:
-            y_pred = self.infer(Xi, **fit_params)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         criterion = self.criterion_
         balancer = criterion.balancer
-        state = balancer.before_backward(
-            self.module_, criterion.last_losses_, criterion.task_weights,
-            criterion.last_sums_[1],
-        )
-        loss.backward()
-        balancer.after_backward(self.module_, state)
+        if self.closed_form_ is not None and not fit_params:
+            y_pred, loss = self.closed_form_(Xi, *yi)
+        else:
+            if self.adversarial_epsilon > 0:
+                y_pred, loss = self.adversarial_loss(Xi, yi, **fit_params)
+            else:
+                y_pred = self.infer(Xi, **fit_params)
+                loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+            state = balancer.before_backward(
+                self.module_, criterion.last_losses_, criterion.task_weights,
+                criterion.last_sums_[1],
+            )
+            loss.backward()
+            balancer.after_backward(self.module_, state)
         self.penalty_gradient()
         if self.batch_listeners_:
             self.notify(
@@ -536,22 +545,6 @@ class MultiTaskNeuralNet(NeuralNet):
 
 # Rows from which prediction goes through the margin head (see task_outputs).
 MARGIN_HEAD_MIN_ROWS = 512
-
-_PER_BATCH = ("on_batch_begin", "on_batch_end", "on_grad_computed")
-
-
-def _batch_listeners(net):
-    """Whether any callback of ``net`` (or a subclass of the net) has its own
-    per-batch method: only then are the per-batch notifications sent."""
-    overridden = any(
-        getattr(type(net), name) is not getattr(NeuralNet, name) for name in _PER_BATCH
-    )
-    return overridden or any(
-        getattr(type(cb), name) is not getattr(Callback, name)
-        for _, cb in net.callbacks_
-        for name in _PER_BATCH
-    )
-
 
 def build_net(config, layout, n_features, task_weights):
     """An uninitialised :class:`MultiTaskNeuralNet` for ``config``, the output

@@ -1,0 +1,163 @@
+"""The training step of a plain network with its gradients in closed form.
+
+On batches of a few hundred rows, autograd's bookkeeping (a graph node per
+operation, then the engine walking it back) costs as much as the arithmetic.
+For the network the defaults build (a shared trunk of ``Linear`` layers and
+element-wise activations, one fused ``Linear`` head, fixed task weights) the
+gradients are the textbook back-propagation that ``MLPClassifier`` computes
+in numpy; :class:`ClosedFormStep` computes them with torch operations and no
+graph, the same figures to float rounding (tests compare them with
+autograd's), in about two thirds of the time (``benchmarks/step_costs.py``).
+Every other network trains through autograd.
+"""
+
+import torch
+from torch import nn
+
+from ._balancing import Balancer
+from ._tasks import CLASSIFICATION
+
+# Each supported activation: applied in place to a layer's pre-activation,
+# and the gradient through it from the layer's output ``h`` (None for the
+# identity). ReLU's is autograd's own kernel (one operation, where a mask
+# and a product are three with the mask's conversion).
+_ACTIVATIONS = {
+    nn.ReLU: (
+        lambda pre: pre.clamp_min_(0),
+        lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0),
+    ),
+    nn.Tanh: (torch.tanh_, lambda grad, h: grad.mul_(1 - h.square())),
+    nn.Sigmoid: (torch.sigmoid_, lambda grad, h: grad.mul_(h * (1 - h))),
+    nn.Identity: (lambda pre: pre, None),
+}
+
+
+class ClosedFormStep:
+    """Forward pass, loss and gradients of one batch, without autograd.
+
+    Built by :meth:`build` for a network it supports; calling it on a batch
+    leaves each parameter's gradient in ``.grad``, sets the criterion's
+    ``last_losses_`` (without a graph) and ``last_sums_`` as the criterion's
+    forward pass does, and returns the outputs and the training loss (the
+    combined task losses plus the penalty's value), both without a graph.
+    The penalty's gradient is the net's to add (``penalty_gradient``).
+
+    The per-task loss is each task's weighted mean of its entries' losses
+    (see :class:`~sklearn_mtl._loss.MultiTaskLoss`): with ``c_it = w_it * a_t
+    / W_t`` (entry weight, task weight, the task's total weight in the
+    batch), the gradient of the combined loss with respect to the outputs
+    is ``c_it`` times that of the entry's loss: ``sigmoid(m) - y`` for the
+    margin ``m = z_1 - z_0`` of a two-class task (``-`` of it on ``z_0``),
+    ``softmax(z) - onehot(y)`` for more classes, ``2 * (z - y)`` for a
+    regression task.
+    """
+
+    def __init__(self, net, layers, head):
+        self.net = net
+        self.layers = layers  # (Linear, activation, derivative), trunk order
+        self.head = head
+        # d(loss)/d(z_0, z_1) of a two-class task is (-1, 1) times that of
+        # its margin.
+        self.sign = torch.tensor([-1.0, 1.0], device=head.weight.device)
+
+    @classmethod
+    def build(cls, net):
+        """The step for ``net``'s module, or None where it does not apply:
+        batch norm, dropout, head layers, MMoE, sparse input, a frozen trunk,
+        adversarial training, a balancing method other than fixed weights,
+        or an activation other than relu, tanh, logistic and identity."""
+        module, criterion = net.module_, net.criterion_
+        if (
+            type(criterion.balancer) is not Balancer
+            or net.adversarial_epsilon > 0
+            or module.sparse_input
+            or module.gates is not None
+            or not module.fused_heads
+            or type(module.heads[0]) is not nn.Linear
+            or not all(p.requires_grad for p in module.parameters())
+        ):
+            return None
+        trunk = list(module.trunk)
+        if len(trunk) % 2:
+            return None
+        layers = []
+        for linear, activation in zip(trunk[::2], trunk[1::2]):
+            if type(linear) is not nn.Linear or type(activation) not in _ACTIVATIONS:
+                return None
+            layers.append((linear, *_ACTIVATIONS[type(activation)]))
+        return cls(net, layers, module.heads[0])
+
+    def __call__(self, X, targets, weights):
+        criterion = self.net.criterion_
+        with torch.no_grad():
+            inputs, h = [], X
+            for linear, activation, _ in self.layers:
+                inputs.append(h)
+                h = activation(torch.addmm(linear.bias, h, linear.weight.T))
+            outputs = torch.addmm(self.head.bias, h, self.head.weight.T)
+            total = weights.sum(dim=0)
+            safe_total = total.clamp_min(1e-12)
+            task_weights = criterion.balance()
+            scale = weights * (task_weights / safe_total)
+            losses, grad = self._losses(outputs, targets, scale)
+            self._backward(grad, h, inputs)
+            weighted = (losses * weights).sum(dim=0)
+            task_losses = weighted / safe_total
+            criterion.last_sums_ = torch.stack([weighted, total])
+            criterion.last_losses_ = task_losses
+            loss = task_losses @ task_weights
+        return outputs, self.net.regularize(loss)
+
+    def _losses(self, outputs, targets, scale):
+        """Each entry's loss ``(n, n_tasks)`` and the gradient of the combined
+        loss with respect to the outputs ``(n, n_outputs)`` (each entry's
+        gradient times its ``scale``), block by block."""
+        losses, grads = [], []
+        blocks = self.net.criterion_.layout.blocks
+        n = len(outputs)
+        for block in blocks:
+            if len(blocks) == 1:
+                values, truth, factor = outputs, targets, scale
+            else:
+                values = outputs[:, block.columns]
+                truth = targets[:, block.first : block.stop]
+                factor = scale[:, block.first : block.stop]
+            if block.kind == CLASSIFICATION and block.size == 2:
+                pair = values.view(n, block.n_tasks, 2)
+                margin = pair[:, :, 1] - pair[:, :, 0]
+                losses.append(
+                    nn.functional.binary_cross_entropy_with_logits(
+                        margin, truth, reduction="none"
+                    )
+                )
+                d = torch.sigmoid(margin).sub_(truth).mul_(factor)
+                grads.append((d.unsqueeze(2) * self.sign).view(n, -1))
+            elif block.kind == CLASSIFICATION:
+                log_proba = values.reshape(n, block.n_tasks, block.size).log_softmax(2)
+                index = truth.long().unsqueeze(2)
+                losses.append(-log_proba.gather(2, index).squeeze(2))
+                d = log_proba.exp_()
+                d.scatter_add_(2, index, torch.full_like(index, -1, dtype=d.dtype))
+                grads.append(d.mul_(factor.unsqueeze(2)).view(n, -1))
+            else:
+                residual = values - truth
+                losses.append(residual.square())
+                grads.append(residual.mul_(2 * factor))
+        if len(losses) == 1:
+            return losses[0], grads[0]
+        return torch.cat(losses, dim=1), torch.cat(grads, dim=1)
+
+    def _backward(self, grad, h, inputs):
+        """Each parameter's gradient, from the outputs' gradient ``grad``."""
+        head = self.head
+        head.weight.grad = grad.T @ h
+        head.bias.grad = grad.sum(dim=0)
+        grad = grad @ head.weight
+        for (linear, _, derivative), X in zip(reversed(self.layers), reversed(inputs)):
+            if derivative is not None:
+                grad = derivative(grad, h)
+            linear.weight.grad = grad.T @ X
+            linear.bias.grad = grad.sum(dim=0)
+            if X is not inputs[0]:
+                grad = grad @ linear.weight
+            h = X

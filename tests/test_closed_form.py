@@ -1,0 +1,131 @@
+"""The training step with its gradients in closed form (``_closed_form``)."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier
+from sklearn_mtl._closed_form import ClosedFormStep
+
+KINDS = ["classification", "classification", "regression", "classification"]
+
+
+def _data(n=90, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 6)).astype(np.float32)
+    Y = np.column_stack([
+        X[:, 0] > 0, rng.randint(0, 3, n), 2 * X[:, 1] + 1, X[:, 2] + X[:, 3] > 0,
+    ]).astype(object)
+    return X, Y
+
+
+def _batch(n, seed=1):
+    # Encoded targets (class indices, standardised values) and loss weights
+    # with missing labels, uneven weights and a task without any label.
+    rng = np.random.RandomState(seed)
+    targets = np.column_stack([
+        rng.randint(0, 2, n), rng.randint(0, 3, n), rng.normal(size=n), rng.randint(0, 2, n),
+    ])
+    weights = (rng.rand(n, 4) > 0.25) * rng.uniform(0.5, 2.0, size=(n, 4))
+    weights[:, 3] = 0
+    return torch.as_tensor(targets, dtype=torch.float32), torch.as_tensor(
+        weights, dtype=torch.float32
+    )
+
+
+def _gradients(net, run):
+    net._zero_grad_optimizer(set_to_none=True)
+    outputs, loss = run()
+    return outputs.detach(), loss.detach(), [p.grad.clone() for p in net.module_.parameters()]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("hidden", [(), (7,), (7, 5)])
+def test_closed_form_step_matches_autograd(activation, hidden):
+    X, Y = _data()
+    est = MultiTaskNet(
+        hidden, activation=activation, task_types=KINDS, task_weights=[1.0, 2.0, 0.5, 1.0],
+        alpha=1e-2, max_iter=1, early_stopping=False, random_state=0,
+    ).fit(X, Y)
+    net = est.net_
+    step = ClosedFormStep.build(net)
+    assert step is not None
+    net._set_training(True)
+    Xb = torch.as_tensor(X)
+    targets, weights = _batch(len(X))
+
+    def autograd():
+        outputs = net.infer(Xb)
+        loss = net.get_loss(outputs, (targets, weights), training=True)
+        loss.backward()
+        return outputs, loss
+
+    out_a, loss_a, grads_a = _gradients(net, autograd)
+    sums_a = net.criterion_.last_sums_.clone()
+    losses_a = net.criterion_.last_losses_.detach().clone()
+    out_c, loss_c, grads_c = _gradients(net, lambda: step(Xb, targets, weights))
+    torch.testing.assert_close(out_c, out_a)
+    torch.testing.assert_close(loss_c, loss_a)
+    torch.testing.assert_close(net.criterion_.last_sums_, sums_a)
+    torch.testing.assert_close(net.criterion_.last_losses_, losses_a)
+    assert net.criterion_.last_losses_.grad_fn is None
+    for grad_c, grad_a in zip(grads_c, grads_a):
+        torch.testing.assert_close(grad_c, grad_a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"batch_norm": True},
+        {"dropout": 0.2},
+        {"dropout": "concrete"},
+        {"head_layer_sizes": (4,)},
+        {"architecture": "mmoe", "n_experts": 2},
+        {"activation": "gelu"},
+        {"task_balancing": "uncertainty"},
+        {"task_balancing": "dwa"},
+        {"adversarial_epsilon": 0.01},
+        {"trunk_learning_rate": 0.0},
+    ],
+)
+def test_other_networks_train_through_autograd(params):
+    X, Y = _data()
+    est = MultiTaskNet(
+        (5,), task_types=KINDS, max_iter=1, early_stopping=False, random_state=0, **params
+    ).fit(X, Y)
+    assert ClosedFormStep.build(est.net_) is None
+
+
+def test_sparse_input_trains_through_autograd():
+    import scipy.sparse as sp
+
+    X, Y = _data()
+    est = MultiTaskNet(
+        (5,), task_types=KINDS, max_iter=1, early_stopping=False, random_state=0
+    ).fit(sp.csr_matrix(X), Y)
+    assert est.net_.module_.sparse_input
+    assert ClosedFormStep.build(est.net_) is None
+
+
+def test_a_fit_takes_the_closed_form_and_ends_where_autograd_does(monkeypatch):
+    X, Y = _data(200)
+    y = Y[:, [0, 3]].astype(int)
+    params = {
+        "hidden_layer_sizes": (8,), "max_iter": 5, "batch_size": 32,
+        "early_stopping": False, "random_state": 0,
+    }
+    calls = []
+    original = ClosedFormStep.__call__
+    monkeypatch.setattr(
+        ClosedFormStep, "__call__",
+        lambda self, *args: calls.append(1) or original(self, *args),
+    )
+    closed = MultiTaskNetClassifier(**params).fit(X, y)
+    assert len(calls) == 5 * 7  # every batch of every epoch
+    assert closed.net_.closed_form_ is None  # not kept after the fit
+    monkeypatch.setattr(ClosedFormStep, "build", classmethod(lambda cls, net: None))
+    autograd = MultiTaskNetClassifier(**params).fit(X, y)
+    for a, b in zip(closed.net_.module_.parameters(), autograd.net_.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(closed.loss_curve_, autograd.loss_curve_, rtol=1e-5)
+    np.testing.assert_array_equal(closed.predict(X), autograd.predict(X))
