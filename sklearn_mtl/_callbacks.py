@@ -41,9 +41,9 @@ class ValidationScore(Callback):
             np.array([kind == CLASSIFICATION for kind in layout.kinds]),
             dataset_valid.weights.cpu().numpy(),
         )
-        net.history.record("valid_score", mean_score(scores))
-        for t, score in enumerate(scores):
-            net.history.record(f"valid_score_task{t}", float(score))
+        epoch = net.history[-1]
+        epoch["valid_score"] = mean_score(scores)
+        epoch.update({f"valid_score_task{t}": float(s) for t, s in enumerate(scores)})
 
 
 def weighted_task_scores(targets, predicted, is_classification, weights):
@@ -81,8 +81,8 @@ class BalancingRecords(Callback):
         net.criterion_.balancer.on_epoch_begin(net.history)
 
     def on_epoch_end(self, net, **kwargs):
-        for t, weight in enumerate(net.criterion_.balance().tolist()):
-            net.history.record(f"task_weight{t}", weight)
+        weights = net.criterion_.balance().tolist()
+        net.history[-1].update({f"task_weight{t}": w for t, w in enumerate(weights)})
 
 
 class GroupLassoProximal(Callback):

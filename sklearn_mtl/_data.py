@@ -52,15 +52,15 @@ class TensorDataset(torch.utils.data.Dataset):
     def take(self, index):
         """The dataset of the rows ``index`` of a dense ``X``, gathered once."""
         rows = copy.copy(self)
-        rows.X = self.X[index]
-        rows.labels = None if self.labels is None else self.labels[index]
+        rows.X = _rows(self.X, index)
+        rows.labels = None if self.labels is None else _rows(self.labels, index)
         return rows
 
     def batch(self, index):
         """``(X, (targets, weights))`` of the rows ``index`` (a slice or an
         index tensor); ``(X, None)`` without targets."""
         if torch.is_tensor(self.X):
-            Xb = self.X[index]
+            Xb = _rows(self.X, index)
         else:
             rows = index.cpu().numpy() if torch.is_tensor(index) else index
             if self.sparse_batches:
@@ -69,8 +69,14 @@ class TensorDataset(torch.utils.data.Dataset):
                 Xb = torch.from_numpy(self.X[rows].toarray()).to(self.device)
         if self.labels is None:
             return Xb, None
-        labels = self.labels[index]
+        labels = _rows(self.labels, index)
         return Xb, (labels[:, : self.n_tasks], labels[:, self.n_tasks :])
+
+
+def _rows(tensor, index):
+    """The rows ``index`` (a slice: a view; an index tensor: a copy by
+    ``index_select``, several times faster on CPU than ``tensor[index]``)."""
+    return tensor[index] if isinstance(index, slice) else tensor.index_select(0, index)
 
 
 def make_dataset(X, targets=None, weights=None, device="cpu"):

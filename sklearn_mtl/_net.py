@@ -445,14 +445,14 @@ class MultiTaskNeuralNet(NeuralNet):
         batch_losses, (weighted, total) = values[: len(losses)], np.reshape(
             values[len(losses) :], (2, -1)
         )
-        records = self.history[-1]["batches"][-len(losses) :]
+        epoch = self.history[-1]  # written directly: one lookup, not one per key
+        records = epoch["batches"][-len(losses) :]
         for record, loss, size in zip(records, batch_losses, sizes):
             record[prefix + "_loss"] = loss
             record[prefix + "_batch_size"] = size
         for t, (task_loss, task_total) in enumerate(zip(weighted, total)):
-            self.history.record(
-                f"{prefix}_loss_task{t}",
-                float(task_loss / task_total) if task_total > 0 else float("nan"),
+            epoch[f"{prefix}_loss_task{t}"] = (
+                float(task_loss / task_total) if task_total > 0 else float("nan")
             )
 
     def train_step(self, batch, **fit_params):
