@@ -156,6 +156,25 @@ class GroupLassoProximal(Callback):
         return mean_square.sqrt_().add_(group.get("eps", 1e-8))
 
 
+class StopWhenNoImprovement(EarlyStopping):
+    """skorch's ``EarlyStopping``, keeping the best epoch's weights as a
+    clone of each tensor of the state dict instead of its ``deepcopy``
+    (about 16 against 100 µs for a small net, paid at every improvement:
+    most epochs of a short fit)."""
+
+    def on_epoch_end(self, net, **kwargs):
+        load_best, self.load_best = self.load_best, False
+        try:
+            super().on_epoch_end(net, **kwargs)
+        finally:
+            self.load_best = load_best
+        if load_best and self.misses_ == 0:  # this epoch improved
+            state = net.module_.state_dict()  # keeps its ``_metadata``
+            for name, tensor in state.items():
+                state[name] = tensor.detach().clone()
+            self.best_model_weights_ = state
+
+
 class StopOnNonFinite(Callback):
     """Stop a diverging fit with an error rather than return a broken model."""
 
@@ -219,7 +238,7 @@ def training_callbacks(
         callbacks.append(
             (
                 "stopping",
-                EarlyStopping(
+                StopWhenNoImprovement(
                     monitor="valid_score" if early_stopping else "train_loss",
                     lower_is_better=not early_stopping,
                     patience=patience,
