@@ -3,11 +3,12 @@
 On batches of a few hundred rows, autograd's bookkeeping (a graph node per
 operation, then the engine walking it back) costs as much as the arithmetic.
 For the network the defaults build (a shared trunk of ``Linear`` layers and
-element-wise activations, one fused ``Linear`` head, fixed task weights) the
-gradients are the textbook back-propagation that ``MLPClassifier`` computes
-in numpy; :class:`ClosedFormStep` computes them with torch operations and no
-graph, the same figures to float rounding (tests compare them with
-autograd's), in about two thirds of the time (``benchmarks/step_costs.py``).
+element-wise activations, with or without dropout, one fused ``Linear``
+head, fixed task weights) the gradients are the textbook back-propagation
+that ``MLPClassifier`` computes in numpy; :class:`ClosedFormStep` computes
+them with torch operations and no graph, the same figures to float rounding
+(tests compare them with autograd's, dropout masks drawn as the layers draw
+them), in about three quarters of the time (``benchmarks/step_costs.py``).
 Every other network trains through autograd.
 """
 
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from ._balancing import Balancer
+from ._dropout import Dropout
 from ._tasks import CLASSIFICATION
 
 # Each supported activation: applied in place to a layer's pre-activation,
@@ -54,7 +56,8 @@ class ClosedFormStep:
 
     def __init__(self, net, layers, head):
         self.net = net
-        self.layers = layers  # (Linear, activation, derivative), trunk order
+        # (Linear, activation, derivative, Dropout or None), in trunk order
+        self.layers = layers
         self.head = head
         # d(loss)/d(z_0, z_1) of a two-class task is (-1, 1) times that of
         # its margin.
@@ -63,9 +66,10 @@ class ClosedFormStep:
     @classmethod
     def build(cls, net):
         """The step for ``net``'s module, or None where it does not apply:
-        batch norm, dropout, head layers, MMoE, sparse input, a frozen trunk,
-        adversarial training, a balancing method other than fixed weights,
-        or an activation other than relu, tanh, logistic and identity."""
+        batch norm, concrete dropout, dropout off the CPU, head layers, MMoE,
+        sparse input, a frozen trunk, adversarial training, a balancing
+        method other than fixed weights, or an activation other than relu,
+        tanh, logistic and identity."""
         module, criterion = net.module_, net.criterion_
         if (
             type(criterion.balancer) is not Balancer
@@ -77,30 +81,38 @@ class ClosedFormStep:
             or not all(p.requires_grad for p in module.parameters())
         ):
             return None
-        trunk = list(module.trunk)
-        if len(trunk) % 2:
-            return None
-        layers = []
-        for linear, activation in zip(trunk[::2], trunk[1::2]):
-            if type(linear) is not nn.Linear or type(activation) not in _ACTIVATIONS:
+        layers, trunk = [], list(module.trunk)
+        on_cpu = module.heads[0].weight.device.type == "cpu"
+        while trunk:
+            if len(trunk) < 2:
                 return None
-            layers.append((linear, *_ACTIVATIONS[type(activation)]))
+            linear, activation, *trunk = trunk
+            dropout = trunk.pop(0) if trunk and type(trunk[0]) is Dropout else None
+            if (
+                type(linear) is not nn.Linear
+                or type(activation) not in _ACTIVATIONS
+                or (dropout is not None and not on_cpu)
+            ):
+                return None
+            layers.append((linear, *_ACTIVATIONS[type(activation)], dropout))
         return cls(net, layers, module.heads[0])
 
     def __call__(self, X, targets, weights):
         criterion = self.net.criterion_
         with torch.no_grad():
-            inputs, h = [], X
-            for linear, activation, _ in self.layers:
-                inputs.append(h)
-                h = activation(torch.addmm(linear.bias, h, linear.weight.T))
-            outputs = torch.addmm(self.head.bias, h, self.head.weight.T)
+            saved, x = [], X  # per layer: its input, its output, its dropout's
+            for linear, activation, _, dropout in self.layers:
+                h = activation(torch.addmm(linear.bias, x, linear.weight.T))
+                kept = None if dropout is None else dropout.multiplier(h)
+                saved.append((x, h, kept))
+                x = h if kept is None else h * kept
+            outputs = torch.addmm(self.head.bias, x, self.head.weight.T)
             total = weights.sum(dim=0)
             safe_total = total.clamp_min(1e-12)
             task_weights = criterion.balance()
             scale = weights * (task_weights / safe_total)
             losses, grad = self._losses(outputs, targets, scale)
-            self._backward(grad, h, inputs)
+            self._backward(grad, x, saved)
             weighted = (losses * weights).sum(dim=0)
             task_losses = weighted / safe_total
             criterion.last_sums_ = torch.stack([weighted, total])
@@ -147,17 +159,21 @@ class ClosedFormStep:
             return losses[0], grads[0]
         return torch.cat(losses, dim=1), torch.cat(grads, dim=1)
 
-    def _backward(self, grad, h, inputs):
-        """Each parameter's gradient, from the outputs' gradient ``grad``."""
+    def _backward(self, grad, x, saved):
+        """Each parameter's gradient, from the outputs' gradient ``grad``;
+        ``x`` is what the head read."""
         head = self.head
-        head.weight.grad = grad.T @ h
+        head.weight.grad = grad.T @ x
         head.bias.grad = grad.sum(dim=0)
         grad = grad @ head.weight
-        for (linear, _, derivative), X in zip(reversed(self.layers), reversed(inputs)):
+        for i in reversed(range(len(self.layers))):
+            linear, _, derivative, _ = self.layers[i]
+            x, h, kept = saved[i]
+            if kept is not None:
+                grad = grad.mul_(kept)
             if derivative is not None:
                 grad = derivative(grad, h)
-            linear.weight.grad = grad.T @ X
+            linear.weight.grad = grad.T @ x
             linear.bias.grad = grad.sum(dim=0)
-            if X is not inputs[0]:
+            if i:
                 grad = grad @ linear.weight
-            h = X

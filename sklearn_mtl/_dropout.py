@@ -28,13 +28,18 @@ class Dropout(nn.Dropout):
         bits = bits.view(torch.int16)[:numel]
         return (bits >= n_drop - 32768).view(shape), 65536 / (65536 - n_drop)
 
+    def multiplier(self, X):
+        """What a training pass on CPU multiplies ``X`` by: the mask of kept
+        units times their scale, drawn as :meth:`forward` draws it."""
+        keep, scale = self._keep(X.shape, X.device)
+        return keep.to(X.dtype).mul_(scale)
+
     def forward(self, X):
         if not self.training or self.p == 0:
             return X
         if X.device.type != "cpu":
             return super().forward(X)
-        keep, scale = self._keep(X.shape, X.device)
-        return X * keep.to(X.dtype).mul_(scale)
+        return X * self.multiplier(X)
 
     def sample(self, X, n_samples=1, generator=None):
         """``n_samples`` stochastic passes of ``X`` whatever the mode, stacked

@@ -34,6 +34,7 @@ def _batch(n, seed=1):
 
 
 def _gradients(net, run):
+    torch.manual_seed(3)  # the same dropout masks for both
     net._zero_grad_optimizer(set_to_none=True)
     outputs, loss = run()
     return outputs.detach(), loss.detach(), [p.grad.clone() for p in net.module_.parameters()]
@@ -41,11 +42,13 @@ def _gradients(net, run):
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("hidden", [(), (7,), (7, 5)])
-def test_closed_form_step_matches_autograd(activation, hidden):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_closed_form_step_matches_autograd(activation, hidden, dropout):
     X, Y = _data()
     est = MultiTaskNet(
-        hidden, activation=activation, task_types=KINDS, task_weights=[1.0, 2.0, 0.5, 1.0],
-        alpha=1e-2, max_iter=1, early_stopping=False, random_state=0,
+        hidden, activation=activation, dropout=dropout, task_types=KINDS,
+        task_weights=[1.0, 2.0, 0.5, 1.0], alpha=1e-2, max_iter=1, early_stopping=False,
+        random_state=0,
     ).fit(X, Y)
     net = est.net_
     step = ClosedFormStep.build(net)
@@ -77,7 +80,6 @@ def test_closed_form_step_matches_autograd(activation, hidden):
     "params",
     [
         {"batch_norm": True},
-        {"dropout": 0.2},
         {"dropout": "concrete"},
         {"head_layer_sizes": (4,)},
         {"architecture": "mmoe", "n_experts": 2},
@@ -107,12 +109,13 @@ def test_sparse_input_trains_through_autograd():
     assert ClosedFormStep.build(est.net_) is None
 
 
-def test_a_fit_takes_the_closed_form_and_ends_where_autograd_does(monkeypatch):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_fit_takes_the_closed_form_and_ends_where_autograd_does(monkeypatch, dropout):
     X, Y = _data(200)
     y = Y[:, [0, 3]].astype(int)
     params = {
-        "hidden_layer_sizes": (8,), "max_iter": 5, "batch_size": 32,
-        "early_stopping": False, "random_state": 0,
+        "hidden_layer_sizes": (8, 6), "dropout": dropout, "max_iter": 5,
+        "batch_size": 32, "early_stopping": False, "random_state": 0,
     }
     calls = []
     original = ClosedFormStep.__call__
