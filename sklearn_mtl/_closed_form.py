@@ -19,18 +19,37 @@ from ._balancing import Balancer
 from ._dropout import Dropout
 from ._tasks import CLASSIFICATION
 
+def _relu_(pre):
+    return pre.clamp_min_(0)
+
+
+def _relu_gradient(grad, h):
+    # autograd's own kernel: one operation, where a mask and a product are
+    # three with the mask's conversion
+    return torch.ops.aten.threshold_backward(grad, h, 0)
+
+
+def _tanh_gradient(grad, h):
+    return grad.mul_(1 - h.square())
+
+
+def _sigmoid_gradient(grad, h):
+    return grad.mul_(h * (1 - h))
+
+
+def _identity(pre):
+    return pre
+
+
 # Each supported activation: applied in place to a layer's pre-activation,
 # and the gradient through it from the layer's output ``h`` (None for the
-# identity). ReLU's is autograd's own kernel (one operation, where a mask
-# and a product are three with the mask's conversion).
+# identity). Named functions, so that a net pickled during a fit (skorch's
+# ``Checkpoint(f_pickle=...)``) pickles its step.
 _ACTIVATIONS = {
-    nn.ReLU: (
-        lambda pre: pre.clamp_min_(0),
-        lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0),
-    ),
-    nn.Tanh: (torch.tanh_, lambda grad, h: grad.mul_(1 - h.square())),
-    nn.Sigmoid: (torch.sigmoid_, lambda grad, h: grad.mul_(h * (1 - h))),
-    nn.Identity: (lambda pre: pre, None),
+    nn.ReLU: (_relu_, _relu_gradient),
+    nn.Tanh: (torch.tanh_, _tanh_gradient),
+    nn.Sigmoid: (torch.sigmoid_, _sigmoid_gradient),
+    nn.Identity: (_identity, None),
 }
 
 

@@ -132,3 +132,23 @@ def test_a_fit_takes_the_closed_form_and_ends_where_autograd_does(monkeypatch, d
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(closed.loss_curve_, autograd.loss_curve_, rtol=1e-5)
     np.testing.assert_array_equal(closed.predict(X), autograd.predict(X))
+
+
+def test_a_net_pickled_during_a_fit_takes_its_step_along(tmp_path):
+    import pickle
+
+    from skorch.callbacks import Checkpoint
+
+    X, Y = _data(120)
+    y = Y[:, [0, 3]].astype(int)
+    est = MultiTaskNetClassifier(
+        (6,), activation="tanh", max_iter=2, early_stopping=False, random_state=0,
+        callbacks=[Checkpoint(monitor=None, f_pickle="net.pkl", f_params=None,
+                              f_optimizer=None, f_criterion=None, f_history=None,
+                              dirname=str(tmp_path))],
+    ).fit(X, y)
+    with open(tmp_path / "net.pkl", "rb") as f:
+        net = pickle.load(f)
+    assert isinstance(net.closed_form_, ClosedFormStep)  # pickled mid-fit
+    for a, b in zip(net.module_.parameters(), est.net_.module_.parameters()):
+        torch.testing.assert_close(a, b)
