@@ -19,6 +19,7 @@ from ._balancing import Balancer
 from ._dropout import Dropout
 from ._tasks import CLASSIFICATION
 
+
 def _relu_(pre):
     return pre.clamp_min_(0)
 
