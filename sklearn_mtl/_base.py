@@ -352,7 +352,12 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         devices = [] if config.device == "cpu" else None
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            # On CPU only the CPU generator: torch.manual_seed would also queue
+            # a seed for every accelerator's generator, outside the fork.
+            if config.device == "cpu":
+                torch.default_generator.manual_seed(seed)
+            else:
+                torch.manual_seed(seed)
             if early_stopping:
                 train, valid = early_stopping_datasets(
                     X, targets, weights, config.device,
