@@ -58,7 +58,8 @@ class ClosedFormStep:
     """Forward pass, loss and gradients of one batch, without autograd.
 
     Built by :meth:`build` for a network it supports; calling it on a batch
-    leaves each parameter's gradient in ``.grad``, sets the criterion's
+    writes every learnable parameter's gradient to ``.grad`` (replacing what
+    was there), sets the criterion's
     ``last_losses_`` (without a graph) and ``last_sums_`` as the criterion's
     forward pass does, and returns the outputs and the training loss (the
     combined task losses plus the penalty's value), both without a graph.
@@ -115,6 +116,12 @@ class ClosedFormStep:
             ):
                 return None
             layers.append((linear, *_ACTIVATIONS[type(activation)], dropout))
+        # It writes every learnable parameter's gradient (so nothing needs
+        # zeroing before it).
+        linears = [linear for linear, *_ in layers] + [module.heads[0]]
+        written = {id(p) for linear in linears for p in linear.parameters()}
+        if written != {id(p) for _, p in net.get_all_learnable_params()}:
+            return None
         return cls(net, layers, module.heads[0])
 
     def __call__(self, X, targets, weights):

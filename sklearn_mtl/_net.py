@@ -461,12 +461,12 @@ class MultiTaskNeuralNet(NeuralNet):
         # The plain networks of ``ClosedFormStep`` get their gradients
         # without autograd (``closed_form_``, chosen per call of fit).
         Xi, yi = batch
-        self._zero_grad_optimizer(set_to_none=True)
         criterion = self.criterion_
         balancer = criterion.balancer
         if self.closed_form_ is not None and not fit_params:
-            y_pred, loss = self.closed_form_(Xi, *yi)
+            y_pred, loss = self.closed_form_(Xi, *yi)  # writes every gradient
         else:
+            self._zero_grad_optimizer(set_to_none=True)
             if self.adversarial_epsilon > 0:
                 y_pred, loss = self.adversarial_loss(Xi, yi, **fit_params)
             else:
