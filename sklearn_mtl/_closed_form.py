@@ -4,11 +4,12 @@ On batches of a few hundred rows, autograd's bookkeeping (a graph node per
 operation, then the engine walking it back) costs as much as the arithmetic.
 For the network the defaults build (a shared trunk of ``Linear`` layers and
 element-wise activations, with or without dropout, one fused ``Linear``
-head, fixed task weights) the gradients are the textbook back-propagation
-that ``MLPClassifier`` computes in numpy; :class:`ClosedFormStep` computes
-them with torch operations and no graph, the same figures to float rounding
-(tests compare them with autograd's, dropout masks drawn as the layers draw
-them), in about three quarters of the time (``benchmarks/step_costs.py``).
+head, task weights fixed within a step) the gradients are the textbook
+back-propagation that ``MLPClassifier`` computes in numpy;
+:class:`ClosedFormStep` computes them with torch operations and no graph,
+the same figures to float rounding (tests compare them with autograd's,
+dropout masks drawn as the layers draw them), in about three quarters of
+the time (``benchmarks/step_costs.py``).
 Every other network trains through autograd.
 """
 
@@ -54,6 +55,16 @@ _ACTIVATIONS = {
 }
 
 
+def _weighs_linearly(balancer):
+    """Whether ``balancer`` combines the task losses with weights it sets
+    outside the step (fixed, dynamic weight average): the base class's
+    ``combine`` and step hooks, and nothing it learns."""
+    hooks = ("combine", "before_backward", "after_backward", "after_step")
+    return all(
+        getattr(type(balancer), name) is getattr(Balancer, name) for name in hooks
+    ) and not any(True for _ in balancer.parameters())
+
+
 class ClosedFormStep:
     """Forward pass, loss and gradients of one batch, without autograd.
 
@@ -89,11 +100,12 @@ class ClosedFormStep:
         """The step for ``net``'s module, or None where it does not apply:
         batch norm, concrete dropout, dropout off the CPU, head layers, MMoE,
         sparse input, a frozen trunk, adversarial training, a balancing
-        method other than fixed weights, or an activation other than relu,
-        tanh, logistic and identity."""
+        method that learns or reads gradients (fixed weights and dynamic
+        weight average apply), or an activation other than relu, tanh,
+        logistic and identity."""
         module, criterion = net.module_, net.criterion_
         if (
-            type(criterion.balancer) is not Balancer
+            not _weighs_linearly(criterion.balancer)
             or net.adversarial_epsilon > 0
             or module.sparse_input
             or module.gates is not None

@@ -85,7 +85,8 @@ def test_closed_form_step_matches_autograd(activation, hidden, dropout):
         {"architecture": "mmoe", "n_experts": 2},
         {"activation": "gelu"},
         {"task_balancing": "uncertainty"},
-        {"task_balancing": "dwa"},
+        {"task_balancing": "gradnorm"},
+        {"task_balancing": "pcgrad"},
         {"adversarial_epsilon": 0.01},
         {"trunk_learning_rate": 0.0},
     ],
@@ -152,3 +153,24 @@ def test_a_net_pickled_during_a_fit_takes_its_step_along(tmp_path):
     assert isinstance(net.closed_form_, ClosedFormStep)  # pickled mid-fit
     for a, b in zip(net.module_.parameters(), est.net_.module_.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_dynamic_weight_average_takes_the_closed_form_with_its_weights(monkeypatch):
+    # DWA's weights change between epochs, not within a step: the closed
+    # form reads them (criterion.balance()) and ends where autograd does.
+    X, Y = _data(150)
+    params = {
+        "hidden_layer_sizes": (6,), "task_types": KINDS, "task_balancing": "dwa",
+        "max_iter": 6, "early_stopping": False, "random_state": 0,
+    }
+    closed = MultiTaskNet(**params).fit(X, Y)
+    assert ClosedFormStep.build(closed.net_) is not None
+    weights = closed.net_.history[:, "task_weight0"]
+    assert len(set(weights)) > 1  # the weights moved
+    monkeypatch.setattr(ClosedFormStep, "build", classmethod(lambda cls, net: None))
+    autograd = MultiTaskNet(**params).fit(X, Y)
+    np.testing.assert_allclose(
+        weights, autograd.net_.history[:, "task_weight0"], rtol=1e-5
+    )
+    for a, b in zip(closed.net_.module_.parameters(), autograd.net_.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
