@@ -141,7 +141,6 @@ class MultiTaskNeuralNet(NeuralNet):
         self.n_train_rows = len(dataset)
         self.callbacks = callbacks
         self.initialize_callbacks()
-        self.closed_form_ = ClosedFormStep.build(self)
         # Counted as they start: a callback may replace the history (skorch's
         # LoadInitState), so its length does not tell what this call trained.
         self.epochs_run_ = 0
@@ -420,6 +419,8 @@ class MultiTaskNeuralNet(NeuralNet):
         if iterator is None:
             return
         self._set_training(training)
+        if training:  # after every on_epoch_begin: a callback may (un)freeze
+            self.closed_form_ = ClosedFormStep.build(self)
         losses, sizes, task_sums, outputs = [], [], [], []
         listen = self.batch_listeners_
         for batch in iterator:
@@ -459,7 +460,7 @@ class MultiTaskNeuralNet(NeuralNet):
         # One optimizer step without skorch's closure (no solver here needs
         # it), with the balancer's hooks around the backward pass and step.
         # The plain networks of ``ClosedFormStep`` get their gradients
-        # without autograd (``closed_form_``, chosen per call of fit).
+        # without autograd (``closed_form_``, chosen per epoch).
         Xi, yi = batch
         criterion = self.criterion_
         balancer = criterion.balancer

@@ -174,3 +174,26 @@ def test_dynamic_weight_average_takes_the_closed_form_with_its_weights(monkeypat
     )
     for a, b in zip(closed.net_.module_.parameters(), autograd.net_.module_.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_parameters_frozen_by_a_callback_stay_frozen(monkeypatch):
+    # skorch's Freezer turns requires_grad off in its on_epoch_begin, after
+    # the net's own: that epoch goes through autograd, which leaves them be.
+    from skorch.callbacks import Freezer
+
+    X, Y = _data(120)
+    y = Y[:, [0, 3]].astype(int)
+    params = {
+        "hidden_layer_sizes": (6,), "max_iter": 3, "early_stopping": False,
+        "random_state": 0,
+    }
+    frozen = MultiTaskNetClassifier(**params, callbacks=[Freezer("trunk.*")]).fit(X, y)
+    initial = MultiTaskNetClassifier(**params, learning_rate_init=1e-12).fit(X, y)
+    torch.testing.assert_close(
+        frozen.net_.module_.trunk[0].weight, initial.net_.module_.trunk[0].weight
+    )
+    assert not frozen.net_.module_.trunk[0].weight.requires_grad
+    monkeypatch.setattr(ClosedFormStep, "build", classmethod(lambda cls, net: None))
+    autograd = MultiTaskNetClassifier(**params, callbacks=[Freezer("trunk.*")]).fit(X, y)
+    for a, b in zip(frozen.net_.module_.parameters(), autograd.net_.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
