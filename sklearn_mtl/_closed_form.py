@@ -70,11 +70,11 @@ class ClosedFormStep:
 
     Built by :meth:`build` for a network it supports; calling it on a batch
     writes every learnable parameter's gradient to ``.grad`` (replacing what
-    was there), sets the criterion's
-    ``last_losses_`` (without a graph) and ``last_sums_`` as the criterion's
-    forward pass does, and returns the outputs and the training loss (the
-    combined task losses plus the penalty's value), both without a graph.
-    The penalty's gradient is the net's to add (``penalty_gradient``).
+    was there), sets the criterion's ``last_losses_`` (without a graph) and
+    ``last_sums_`` as the criterion's forward pass does, and returns the
+    outputs and the training loss (the combined task losses plus the
+    penalty's value), both without a graph. The penalty's gradient is the
+    net's to add (``penalty_gradient``).
 
     The per-task loss is each task's weighted mean of its entries' losses
     (see :class:`~sklearn_mtl._loss.MultiTaskLoss`): with ``c_it = w_it * a_t
