@@ -469,11 +469,16 @@ class OutputLayout:
             values = compact[:, start : start + width]
             start += width
             if block.binary:
-                pair = (
-                    (torch.sigmoid(-values), torch.sigmoid(values)) if proba
-                    else (torch.zeros_like(values), values)
-                )
-                parts.append(torch.stack(pair, dim=2).reshape(n, -1))
+                # (-m, m) written into one buffer, then one sigmoid in place:
+                # half the passes over the (n, tasks, 2) output, which is
+                # most of the cost of predicting hundreds of tasks.
+                pair = values.new_empty((n, block.n_tasks, 2))
+                if proba:
+                    torch.neg(values, out=pair[:, :, 0])
+                else:
+                    pair[:, :, 0] = 0
+                pair[:, :, 1] = values
+                parts.append((pair.sigmoid_() if proba else pair).reshape(n, -1))
             elif block.kind == CLASSIFICATION and proba:
                 shape = (n, block.n_tasks, block.size)
                 parts.append(values.reshape(shape).softmax(dim=2).reshape(n, -1))
