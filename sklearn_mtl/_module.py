@@ -10,11 +10,14 @@ from torch import nn
 from ._dropout import ConcreteDropout, Dropout
 from ._sparse import SparseLinear, feature_major, repeat_rows, take_rows
 
+# ReLU in place: it overwrites a Linear's (or batch norm's) output, which
+# neither's backward pass reads, and saves a copy of every hidden layer's
+# output in prediction.
 ACTIVATIONS = {
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
     "tanh": nn.Tanh,
-    "relu": nn.ReLU,
+    "relu": partial(nn.ReLU, inplace=True),
     "gelu": nn.GELU,
 }
 
