@@ -149,10 +149,12 @@ class MultiTaskNeuralNet(NeuralNet):
             self.thread_plan_ = ThreadPlan(step, epoch, torch.get_num_threads())
         else:
             self.thread_plan_ = None
-        with fit_threads(self.thread_plan_):
-            self.partial_fit(dataset, epochs=epochs)
+        try:
+            with fit_threads(self.thread_plan_):
+                self.partial_fit(dataset, epochs=epochs)
+        finally:  # also when a fit raises (divergence): neither outlives it
+            self.valid_outputs_ = self.closed_form_ = None
         self._set_training(False)
-        self.valid_outputs_ = self.closed_form_ = None  # needed no more
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
         return self.epochs_run_, stopped

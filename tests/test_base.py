@@ -355,6 +355,9 @@ def test_diverging_fit_stops_with_advice():
     )
     with pytest.raises(ValueError, match="diverged.*Lower learning_rate_init \\(currently 10.0\\)"):
         est.fit(X, y)
+    # The fit's own state does not outlive it (MultiTaskNetRegressor's
+    # network takes the closed-form step, which holds the net).
+    assert est.net_.closed_form_ is None and est.net_.valid_outputs_ is None
 
 
 def test_cuda_without_gpu_is_a_clear_error(data):
