@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring, ProgressBar
 
 from ._sparse import feature_major
 from ._tasks import CLASSIFICATION
@@ -23,7 +23,7 @@ class ValidationScore(Callback):
     Each task's score is what :func:`~sklearn_mtl.metrics.per_task_scores`
     (the function ``score`` uses) gives with the validation rows' loss
     weights as sample weights: their sample weights times their class
-    weights, zero for a missing label (:func:`weighted_task_scores`, the
+    weights, zero for a missing label (:class:`TaskScores`, the
     same figures without scikit-learn's per-call validation, which cost more
     than the epoch itself on a few hundred rows). It is computed on the
     encoded targets (class indices, standardised values), which leaves
@@ -32,42 +32,83 @@ class ValidationScore(Callback):
     """
 
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
-        # The epoch's validation pass has computed the outputs.
+        # The epoch's validation pass has computed the outputs; what depends
+        # on the validation rows only is computed at the first epoch.
         layout = net.layout
-        predicted = layout.encoded_predictions(net.valid_outputs_.cpu().numpy())
-        scores = weighted_task_scores(
-            dataset_valid.targets.cpu().numpy(),
-            predicted,
-            np.array([kind == CLASSIFICATION for kind in layout.kinds]),
-            dataset_valid.weights.cpu().numpy(),
-        )
+        if getattr(self, "scorer_", None) is None or self.scorer_.rows is not dataset_valid:
+            self.scorer_ = TaskScores(
+                dataset_valid.targets.cpu().numpy(),
+                np.array([kind == CLASSIFICATION for kind in layout.kinds]),
+                dataset_valid.weights.cpu().numpy(),
+            )
+            self.scorer_.rows = dataset_valid
+        scores = self.scorer_(layout.encoded_predictions(net.valid_outputs_.cpu().numpy()))
         epoch = net.history[-1]
         epoch["valid_score"] = mean_score(scores)
         epoch.update({f"valid_score_task{t}": float(s) for t, s in enumerate(scores)})
 
+    def on_train_end(self, net, **kwargs):
+        self.scorer_ = None  # holds the validation rows
 
-def weighted_task_scores(targets, predicted, is_classification, weights):
-    """Each column's weighted accuracy (where ``is_classification``) or R²,
-    over its entries of positive weight; ``NaN`` where none has one.
+
+class TaskScores:
+    """Each column's weighted accuracy (where ``is_classification``) or R²
+    of predictions of ``targets``, over its entries of positive weight;
+    ``NaN`` where none has one. What depends on the targets and weights
+    alone is computed once: ``TaskScores(...)(predicted)`` scores
+    ``predicted``.
 
     Equal to :func:`~sklearn_mtl.metrics.per_task_scores` with ``weights`` as
     per-task sample weights and the zero-weight entries left out, R² of a
     constant column included (1 for a perfect prediction, else 0, as
     ``r2_score``).
     """
-    weights = np.where(weights > 0, weights, 0.0).astype(float)
-    total = weights.sum(axis=0)
-    labelled = total > 0
-    safe_total = np.where(labelled, total, 1.0)
-    targets = np.where(weights > 0, targets, 0.0).astype(float)
-    predicted = np.where(weights > 0, predicted, 0.0).astype(float)
-    accuracy = (weights * (targets == predicted)).sum(axis=0) / safe_total
-    mean = (weights * targets).sum(axis=0) / safe_total
-    residual = (weights * (targets - predicted) ** 2).sum(axis=0)
-    spread = (weights * (targets - mean) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(spread > 0, 1 - residual / spread, np.where(residual > 0, 0.0, 1.0))
-    return np.where(labelled, np.where(is_classification, accuracy, r2), np.nan)
+
+    def __init__(self, targets, is_classification, weights):
+        self.labels = weights > 0
+        self.weights = np.where(self.labels, weights, 0.0).astype(float)
+        total = self.weights.sum(axis=0)
+        self.labelled = total > 0
+        self.total = np.where(self.labelled, total, 1.0)
+        self.targets = np.where(self.labels, targets, 0.0).astype(float)
+        mean = (self.weights * self.targets).sum(axis=0) / self.total
+        self.spread = (self.weights * (self.targets - mean) ** 2).sum(axis=0)
+        self.is_classification = is_classification
+
+    def __call__(self, predicted):
+        weights, targets = self.weights, self.targets
+        predicted = np.where(self.labels, predicted, 0.0)  # an unlabelled inf adds nothing
+        accuracy = (weights * (targets == predicted)).sum(axis=0) / self.total
+        residual = (weights * (targets - predicted) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(
+                self.spread > 0, 1 - residual / self.spread,
+                np.where(residual > 0, 0.0, 1.0),
+            )
+        return np.where(
+            self.labelled, np.where(self.is_classification, accuracy, r2), np.nan
+        )
+
+
+class EpochLoss(PassthroughScoring):
+    """skorch's ``PassthroughScoring`` of ``train_loss`` / ``valid_loss``
+    (the batch losses' mean weighted by batch size, and whether it is the
+    best so far) from the mean the epoch's loop computed as it recorded the
+    batches (``net.epoch_losses_``), rather than read back from the
+    history, whose indexed reads copy the epoch's batch records: on a few
+    hundred rows those reads cost more than a step."""
+
+    def on_epoch_end(self, net, **kwargs):
+        score = net.epoch_losses_.get(self.name)
+        if score is None:  # no batch of this phase (no validation data)
+            return
+        is_best = self._is_best_score(score)
+        if is_best:
+            self.best_score_ = score
+        epoch = net.history[-1]
+        epoch[self.name] = score
+        if is_best is not None:
+            epoch[self.name + "_best"] = bool(is_best)
 
 
 class BalancingRecords(Callback):

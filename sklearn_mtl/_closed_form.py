@@ -73,8 +73,10 @@ class ClosedFormStep:
     was there), sets the criterion's ``last_losses_`` (without a graph) and
     ``last_sums_`` as the criterion's forward pass does, and returns the
     outputs and the training loss (the combined task losses plus the
-    penalty's value), both without a graph. The penalty's gradient is the
-    net's to add (``penalty_gradient``).
+    penalty's value), both without a graph. The L2 part of the penalty's
+    gradient, ``alpha * (1 - l1_ratio) * W``, is written with each weight's
+    gradient (one ``addmm``); the L1 part is the net's to add
+    (``penalty_gradient(l2=False)``).
 
     The per-task loss is each task's weighted mean of its entries' losses
     (see :class:`~sklearn_mtl._loss.MultiTaskLoss`): with ``c_it = w_it * a_t
@@ -202,7 +204,8 @@ class ClosedFormStep:
         """Each parameter's gradient, from the outputs' gradient ``grad``;
         ``x`` is what the head read."""
         head = self.head
-        head.weight.grad = grad.T @ x
+        decay = self.net.alpha * (1 - self.net.l1_ratio)
+        head.weight.grad = torch.addmm(head.weight, grad.T, x, beta=decay)
         head.bias.grad = grad.sum(dim=0)
         grad = grad @ head.weight
         for i in reversed(range(len(self.layers))):
@@ -212,7 +215,7 @@ class ClosedFormStep:
                 grad = grad.mul_(kept)
             if derivative is not None:
                 grad = derivative(grad, h)
-            linear.weight.grad = grad.T @ x
+            linear.weight.grad = torch.addmm(linear.weight, grad.T, x, beta=decay)
             linear.bias.grad = grad.sum(dim=0)
             if i:
                 grad = grad @ linear.weight

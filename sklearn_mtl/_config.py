@@ -166,7 +166,11 @@ class NetConfig:
         logits, task-balancing weights) train at ``LEARNED_LR_FACTOR`` times
         the rate. The trunk's other parameters (the experts' for MMoE) form
         the last group, at ``trunk_learning_rate``: skorch gives each
-        parameter the first group whose pattern matches its name.
+        parameter the first group whose pattern matches its name. Where the
+        trunk's rate is the others' (the default), the trunk joins the
+        default group: each group is a step of its own, and on small batches
+        the step's cost is mostly its per-group work. A warm start that
+        changes the trunk's rate splits it off (``retune``).
         """
         cls, defaults = SOLVERS[self.solver]
         kwargs = dict(defaults)
@@ -181,7 +185,7 @@ class NetConfig:
             (pattern, {"lr": LEARNED_LR_FACTOR * self.learning_rate})
             for pattern in learned
         ]
-        if self.hidden_layer_sizes:
+        if self.hidden_layer_sizes and self.trunk_learning_rate != self.learning_rate:
             kwargs["param_groups"].append(("trunk.*", {"lr": self.trunk_learning_rate}))
         return cls, kwargs
 

@@ -15,12 +15,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import PrintLog
+from skorch.callbacks import PassthroughScoring, PrintLog
 from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
 from ._balancing import BALANCERS
-from ._callbacks import batch_listeners
+from ._callbacks import EpochLoss, batch_listeners
 from ._closed_form import ClosedFormStep
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
@@ -165,11 +165,15 @@ class MultiTaskNeuralNet(NeuralNet):
         return self
 
     def get_default_callbacks(self):
-        # PrintLog formats a table every epoch even when it prints nothing.
-        return [
-            (name, cb) for name, cb in super().get_default_callbacks()
-            if self.verbose or not isinstance(cb, PrintLog)
-        ]
+        # PrintLog formats a table every epoch even when it prints nothing;
+        # the epoch losses are the means run_single_epoch computes.
+        callbacks = []
+        for name, cb in super().get_default_callbacks():
+            if isinstance(cb, PassthroughScoring):
+                cb = EpochLoss(cb.name, cb.lower_is_better, cb.on_train)
+            if self.verbose or not isinstance(cb, PrintLog):
+                callbacks.append((name, cb))
+        return callbacks
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
@@ -178,6 +182,7 @@ class MultiTaskNeuralNet(NeuralNet):
             set_epoch_threads(plan)
         self.epochs_run_ += 1
         self.lazy_penalty_ = None  # see penalty
+        self.epoch_losses_ = {}  # see run_single_epoch
 
     def retune(self, config, task_weights):
         """Carry the current hyperparameters into a network trained on.
@@ -202,30 +207,39 @@ class MultiTaskNeuralNet(NeuralNet):
         self.iterator_train__shuffle = config.shuffle
         self.criterion_.task_weights.copy_(torch.as_tensor(task_weights))
         ratio = config.learning_rate / self.lr
-        trunk = self._trunk_groups()
         for optimizer in self.optimizers():
             for group in optimizer.param_groups:  # learned groups keep their factor
                 group["lr"] *= ratio
-        for group in trunk:
+        for group in self._trunk_groups(config.trunk_learning_rate):
             group["lr"] = config.trunk_learning_rate
         self.lr = config.learning_rate
         self.frozen_trunk = config.frozen_trunk
         self.module_.freeze_trunk(config.frozen_trunk, self.trunk_gradients)
 
-    def _trunk_groups(self):
+    def _trunk_groups(self, lr):
         """The optimisers' groups of the trunk's weights (one per optimizer
         that holds some; none without a trunk), not the groups of the
-        concrete dropout rates."""
+        concrete dropout rates. A trunk that shares a group with other
+        parameters (its rate was theirs) is split off into a group of its
+        own with the same settings where the group's rate is not ``lr``;
+        the solver's state is per parameter and stays."""
         weights = {
             id(p) for name, p in self.module_.trunk.named_parameters()
             if not name.endswith("logit")
         }
-        return [
-            group
-            for optimizer in self.optimizers()
-            for group in optimizer.param_groups
-            if any(id(param) in weights for param in group["params"])
-        ]
+        groups = []
+        for optimizer in self.optimizers():
+            for group in list(optimizer.param_groups):
+                trunk = [p for p in group["params"] if id(p) in weights]
+                if trunk and len(trunk) < len(group["params"]) and group["lr"] != lr:
+                    group["params"] = [p for p in group["params"] if id(p) not in weights]
+                    optimizer.add_param_group(
+                        {**{k: v for k, v in group.items() if k != "params"}, "params": trunk}
+                    )
+                    group = optimizer.param_groups[-1]
+                if trunk:
+                    groups.append(group)
+        return groups
 
     def trunk_state(self):
         """A copy of the trunk's weights and batch-norm statistics, keyed by
@@ -335,9 +349,10 @@ class MultiTaskNeuralNet(NeuralNet):
                 )
         return total
 
-    def penalty_gradient(self):
+    def penalty_gradient(self, l2=True):
         """Add the penalty's gradient, ``alpha * ((1 - l1_ratio) * W +
-        l1_ratio * sign(W))``, to the weights' gradients.
+        l1_ratio * sign(W))``, to the weights' gradients (without its L2
+        part when not ``l2``: the closed-form step writes that part).
 
         The penalty does not depend on the batch, so its gradient is written
         in one multi-tensor operation after the backward pass rather than
@@ -345,7 +360,7 @@ class MultiTaskNeuralNet(NeuralNet):
         row-sparse gradient (sparse input) gets it on the rows it holds
         only: lazy decay, as lazy solvers step only those rows.
         """
-        if self.alpha == 0:
+        if self.alpha == 0 or not (l2 or self.l1_ratio > 0):
             return
         pairs = []
         for w in self.module_.weight_matrices():
@@ -358,7 +373,7 @@ class MultiTaskNeuralNet(NeuralNet):
         if not pairs:
             return
         weights, grads = map(list, zip(*pairs))
-        if self.l1_ratio < 1:
+        if self.l1_ratio < 1 and l2:
             torch._foreach_add_(grads, weights, alpha=self.alpha * (1 - self.l1_ratio))
         if self.l1_ratio > 0:
             torch._foreach_add_(
@@ -453,6 +468,11 @@ class MultiTaskNeuralNet(NeuralNet):
         for record, loss, size in zip(records, batch_losses, sizes):
             record[prefix + "_loss"] = loss
             record[prefix + "_batch_size"] = size
+        # Their mean weighted by batch size, skorch's PassthroughScoring's
+        # figure (EpochLoss records it).
+        self.epoch_losses_[prefix + "_loss"] = sum(
+            loss * size for loss, size in zip(batch_losses, sizes)
+        ) / sum(sizes)
         for t, (task_loss, task_total) in enumerate(zip(weighted, total)):
             epoch[f"{prefix}_loss_task{t}"] = (
                 float(task_loss / task_total) if task_total > 0 else float("nan")
@@ -466,8 +486,9 @@ class MultiTaskNeuralNet(NeuralNet):
         Xi, yi = batch
         criterion = self.criterion_
         balancer = criterion.balancer
-        if self.closed_form_ is not None and not fit_params:
-            y_pred, loss = self.closed_form_(Xi, *yi)  # writes every gradient
+        closed_form = self.closed_form_ is not None and not fit_params
+        if closed_form:  # writes every gradient, the penalty's L2 part included
+            y_pred, loss = self.closed_form_(Xi, *yi)
         else:
             self._zero_grad_optimizer(set_to_none=True)
             if self.adversarial_epsilon > 0:
@@ -481,7 +502,7 @@ class MultiTaskNeuralNet(NeuralNet):
             )
             loss.backward()
             balancer.after_backward(self.module_, state)
-        self.penalty_gradient()
+        self.penalty_gradient(l2=not closed_form)
         if self.batch_listeners_:
             self.notify(
                 "on_grad_computed",

@@ -218,8 +218,8 @@ def test_warm_start_follows_the_new_weights_penalty_and_rate(signal_and_noise):
     reg.set_params(task_weights=[0.0, 5.0], alpha=0.5, learning_rate_init=0.02).fit(X, y)
     net = reg.net_
     assert net.alpha == 0.5 and net.lr == 0.02
-    # The trunk's group (trunk_learning_rate=None) and the heads'.
-    assert [group["lr"] for group in net.optimizer_.param_groups] == [0.02, 0.02]
+    # One group: the trunk follows the rate (trunk_learning_rate=None).
+    assert [group["lr"] for group in net.optimizer_.param_groups] == [0.02]
     np.testing.assert_array_equal(reg.task_weights_, [0.0, 5.0])
     np.testing.assert_array_equal(net.criterion_.task_weights.numpy(), [0.0, 5.0])
 

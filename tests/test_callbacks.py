@@ -123,8 +123,8 @@ def test_per_batch_calls_reach_a_callback_that_listens_only():
     assert [len(epoch["batches"]) for epoch in est.net_.history] == [4, 4]
 
 
-def test_weighted_task_scores_match_per_task_scores():
-    from sklearn_mtl._callbacks import weighted_task_scores
+def test_task_scores_match_per_task_scores():
+    from sklearn_mtl._callbacks import TaskScores
     from sklearn_mtl.metrics import per_task_scores
 
     rng = np.random.RandomState(0)
@@ -141,9 +141,10 @@ def test_weighted_task_scores_match_per_task_scores():
     weights[rng.rand(n, 5) < 0.3] = 0.0  # missing labels
     weights[:, 3] = 0.0  # a task without a label
     kinds = ["classification", "regression", "regression", "classification", "regression"]
-    got = weighted_task_scores(
-        targets, predicted, np.array([k == "classification" for k in kinds]), weights
-    )
+    scores = TaskScores(targets, np.array([k == "classification" for k in kinds]), weights)
+    predicted[weights == 0] = np.inf  # not read where there is no label
+    got = scores(predicted)
+    assert np.array_equal(scores(predicted), got, equal_nan=True)  # stateless
     truth = np.where(weights > 0, targets, np.nan)
     expected = per_task_scores(truth, predicted, kinds, sample_weight=weights)
     np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -40,15 +40,28 @@ def _gradients(net, run):
     return outputs.detach(), loss.detach(), [p.grad.clone() for p in net.module_.parameters()]
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
-@pytest.mark.parametrize("hidden", [(), (7,), (7, 5)])
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_closed_form_step_matches_autograd(activation, hidden, dropout):
+@pytest.mark.parametrize(
+    "activation, hidden, dropout, l1_ratio",
+    [
+        *[
+            (activation, hidden, dropout, 0.0)
+            for activation in ["relu", "tanh", "logistic", "identity"]
+            for hidden in [(), (7,), (7, 5)]
+            for dropout in [0.0, 0.3]
+        ],
+        ("relu", (7, 5), 0.3, 0.5),
+        ("tanh", (7,), 0.0, 1.0),
+    ],
+)
+def test_closed_form_step_matches_autograd(activation, hidden, dropout, l1_ratio):
+    # The gradients as train_step leaves them for the optimizer: the
+    # closed form writes the penalty's L2 part, penalty_gradient adds the
+    # rest (all of it after autograd's backward pass).
     X, Y = _data()
     est = MultiTaskNet(
         hidden, activation=activation, dropout=dropout, task_types=KINDS,
-        task_weights=[1.0, 2.0, 0.5, 1.0], alpha=1e-2, max_iter=1, early_stopping=False,
-        random_state=0,
+        task_weights=[1.0, 2.0, 0.5, 1.0], alpha=1e-2, l1_ratio=l1_ratio, max_iter=1,
+        early_stopping=False, random_state=0,
     ).fit(X, Y)
     net = est.net_
     step = ClosedFormStep.build(net)
@@ -61,12 +74,18 @@ def test_closed_form_step_matches_autograd(activation, hidden, dropout):
         outputs = net.infer(Xb)
         loss = net.get_loss(outputs, (targets, weights), training=True)
         loss.backward()
+        net.penalty_gradient()
+        return outputs, loss
+
+    def closed_form():
+        outputs, loss = step(Xb, targets, weights)
+        net.penalty_gradient(l2=False)
         return outputs, loss
 
     out_a, loss_a, grads_a = _gradients(net, autograd)
     sums_a = net.criterion_.last_sums_.clone()
     losses_a = net.criterion_.last_losses_.detach().clone()
-    out_c, loss_c, grads_c = _gradients(net, lambda: step(Xb, targets, weights))
+    out_c, loss_c, grads_c = _gradients(net, closed_form)
     torch.testing.assert_close(out_c, out_a)
     torch.testing.assert_close(loss_c, loss_a)
     torch.testing.assert_close(net.criterion_.last_sums_, sums_a)

@@ -31,7 +31,12 @@ def test_config_optimizer_arguments():
     assert kwargs["param_groups"] == [
         ("balancer.*", {"lr": LEARNED_LR_FACTOR * 0.01}),
         ("trunk.*.logit", {"lr": LEARNED_LR_FACTOR * 0.01}),
-        ("trunk.*", {"lr": 0.01}),
+    ]  # the trunk at the default group's rate, in the default group
+    _, kwargs = resolve_config(
+        MultiTaskNetClassifier(learning_rate_init=0.01, trunk_learning_rate=0.001)
+    ).optimizer()
+    assert kwargs["param_groups"] == [
+        ("balancer.*", {"lr": LEARNED_LR_FACTOR * 0.01}), ("trunk.*", {"lr": 0.001}),
     ]
 
 

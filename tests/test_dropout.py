@@ -361,4 +361,5 @@ def test_group_lasso_thresholds_with_the_first_layers_learning_rate():
     proximal = dict(clf.net_.callbacks_)["group_lasso"]
     assert proximal.group_["lr"] == 1e-3
     assert any(p is clf.net_.module_.input_layers[0].weight for p in proximal.group_["params"])
-    assert len(clf.net_.optimizer_.param_groups) == 3  # logits, trunk, heads
+    # the logits; the trunk and the heads (one rate)
+    assert len(clf.net_.optimizer_.param_groups) == 2

@@ -193,6 +193,30 @@ def test_frozen_trunk_with_trunk_gradients_or_learned_rates(source_bn, params):
         assert all(rate != pytest.approx(0.1, abs=1e-6) for rate in new.dropout_)
 
 
+def test_a_warm_start_splits_the_trunk_off_the_default_group():
+    # At the default rate the trunk is in the default group (one step); a
+    # warm start with another trunk rate gives it a group of its own, with
+    # the solver's state (Adam's moments and step count) kept.
+    X, Y, _ = make_transfer(100)
+    est = MultiTaskNetClassifier((8,), max_iter=2, random_state=0).fit(X, Y[:, 0])
+    net = est.net_
+    trunk = list(net.module_.trunk.parameters())
+    assert len(net.optimizer_.param_groups) == 1
+    before = {
+        id(p): (int(net.optimizer_.state[p]["step"]), net.optimizer_.state[p]["exp_avg"].clone())
+        for p in trunk
+    }
+    est.set_params(warm_start=True, max_iter=1, trunk_learning_rate=1e-4).fit(X, Y[:, 0])
+    groups = net.optimizer_.param_groups
+    assert [(g["lr"], len(g["params"])) for g in groups] == [(1e-3, 2), (1e-4, 2)]
+    assert all(any(p is q for q in groups[1]["params"]) for p in trunk)
+    for p in trunk:  # the state moved with the parameters, then stepped on
+        steps, exp_avg = before[id(p)]
+        state = net.optimizer_.state[p]
+        assert int(state["step"]) == steps + 1  # one epoch of one batch
+        assert not torch.equal(state["exp_avg"], exp_avg)
+
+
 def test_trunk_learning_rate_without_pretrained_sets_the_trunk_group():
     X, Y, _ = make_transfer(100)
     est = MultiTaskNetClassifier(
