@@ -25,11 +25,12 @@ from ._closed_form import ClosedFormStep
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
-from ._sparse import is_sparse, lazy_penalty_gradient
+from ._penalty import PenaltyMixin
+from ._sparse import is_sparse
 from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 
 
-class MultiTaskNeuralNet(NeuralNet):
+class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
     """skorch ``NeuralNet`` with the multi-task loss and an L1/L2 penalty.
 
     Parameters
@@ -308,77 +309,6 @@ class MultiTaskNeuralNet(NeuralNet):
         return self.module_.input_norms().cpu().numpy().astype(np.float64)
 
     # -- skorch's steps ---------------------------------------------------------
-
-    def penalty(self):
-        """The value of ``alpha * (l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) *
-        |W|_2^2)`` over the weight matrices (no graph).
-
-        The term of a row-sparse weight (sparse input, a lazy solver) is
-        computed at the first batch of each epoch and kept for the epoch:
-        over every row it costs ``n_features * width`` a batch, which the
-        rest of its step avoids. Its gradient is exact (see
-        :meth:`penalty_gradient`); only the recorded loss lags.
-        """
-        if self.alpha == 0:
-            return 0.0
-        lazy = self.module_.sparse_gradient_weights()
-        weights = [
-            w for w in self.module_.weight_matrices() if not any(w is x for x in lazy)
-        ]
-        total = self._penalty_terms(weights)
-        if lazy:
-            if getattr(self, "lazy_penalty_", None) is None:
-                self.lazy_penalty_ = self._penalty_terms(lazy)
-            total = total + self.lazy_penalty_
-        return total
-
-    def _penalty_terms(self, weights):
-        """``alpha * (l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) * |W|_2^2)`` of
-        ``weights``, the constants folded into one product per term (this
-        runs every step)."""
-        total = 0.0
-        if not weights:
-            return total
-        with torch.no_grad():
-            if self.l1_ratio < 1:
-                norms = torch.stack(torch._foreach_norm(weights))
-                total = torch.dot(norms, norms) * (0.5 * (1 - self.l1_ratio) * self.alpha)
-            if self.l1_ratio > 0:
-                total = total + torch.stack(torch._foreach_norm(weights, 1)).sum() * (
-                    self.l1_ratio * self.alpha
-                )
-        return total
-
-    def penalty_gradient(self, l2=True):
-        """Add the penalty's gradient, ``alpha * ((1 - l1_ratio) * W +
-        l1_ratio * sign(W))``, to the weights' gradients (without its L2
-        part when not ``l2``: the closed-form step writes that part).
-
-        The penalty does not depend on the batch, so its gradient is written
-        in one multi-tensor operation after the backward pass rather than
-        differentiated through a graph of every weight matrix each step. A
-        row-sparse gradient (sparse input) gets it on the rows it holds
-        only: lazy decay, as lazy solvers step only those rows.
-        """
-        if self.alpha == 0 or not (l2 or self.l1_ratio > 0):
-            return
-        pairs = []
-        for w in self.module_.weight_matrices():
-            if w.grad is None:
-                continue
-            if w.grad.is_sparse:
-                lazy_penalty_gradient(w, self.alpha, self.l1_ratio)
-            else:
-                pairs.append((w, w.grad))
-        if not pairs:
-            return
-        weights, grads = map(list, zip(*pairs))
-        if self.l1_ratio < 1 and l2:
-            torch._foreach_add_(grads, weights, alpha=self.alpha * (1 - self.l1_ratio))
-        if self.l1_ratio > 0:
-            torch._foreach_add_(
-                grads, torch._foreach_sign(weights), alpha=self.alpha * self.l1_ratio
-            )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         targets, weights = y_true
