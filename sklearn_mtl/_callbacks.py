@@ -35,20 +35,20 @@ class ValidationScore(Callback):
         # The epoch's validation pass has computed the outputs; what depends
         # on the validation rows only is computed at the first epoch.
         layout = net.layout
-        if getattr(self, "scorer_", None) is None or self.scorer_.rows is not dataset_valid:
+        if getattr(self, "scored_rows_", None) is not dataset_valid:
             self.scorer_ = TaskScores(
                 dataset_valid.targets.cpu().numpy(),
                 np.array([kind == CLASSIFICATION for kind in layout.kinds]),
                 dataset_valid.weights.cpu().numpy(),
             )
-            self.scorer_.rows = dataset_valid
+            self.scored_rows_ = dataset_valid
         scores = self.scorer_(layout.encoded_predictions(net.valid_outputs_.cpu().numpy()))
         epoch = net.history[-1]
         epoch["valid_score"] = mean_score(scores)
         epoch.update({f"valid_score_task{t}": float(s) for t, s in enumerate(scores)})
 
     def on_train_end(self, net, **kwargs):
-        self.scorer_ = None  # holds the validation rows
+        self.scorer_ = self.scored_rows_ = None  # copies of the validation rows
 
 
 class TaskScores:

@@ -149,3 +149,34 @@ def test_task_scores_match_per_task_scores():
     expected = per_task_scores(truth, predicted, kinds, sample_weight=weights)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert np.isnan(got[3]) and got[2] == 1.0 and got[4] == 0.0
+
+
+def test_epoch_losses_are_the_batch_means_skorch_records():
+    # EpochLoss takes the mean the epoch's loop computed; it is skorch's
+    # PassthroughScoring figure (the batch losses weighted by batch size),
+    # with its "_best" flags.
+    from skorch.callbacks import PassthroughScoring
+
+    from sklearn_mtl._callbacks import EpochLoss
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(230, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    est = MultiTaskNetClassifier(
+        (6,), batch_size=64, early_stopping=True, max_iter=4, n_iter_no_change=10,
+        random_state=0,
+    ).fit(X, y)
+    callbacks = dict(est.net_.callbacks_)
+    assert type(callbacks["train_loss"]) is EpochLoss
+    assert type(callbacks["valid_loss"]) is EpochLoss
+    best = {"train": np.inf, "valid": np.inf}
+    for epoch in est.net_.history:
+        for phase in ("train", "valid"):
+            losses = [b[f"{phase}_loss"] for b in epoch["batches"] if f"{phase}_loss" in b]
+            sizes = [b[f"{phase}_batch_size"] for b in epoch["batches"] if f"{phase}_loss" in b]
+            expected = np.average(losses, weights=sizes)
+            assert epoch[f"{phase}_loss"] == pytest.approx(expected, rel=1e-12)
+            assert epoch[f"{phase}_loss_best"] == (expected < best[phase])
+            best[phase] = min(best[phase], expected)
+    assert len(est.net_.history[0]["batches"]) > 2  # several batches of uneven size
+    assert issubclass(EpochLoss, PassthroughScoring)
