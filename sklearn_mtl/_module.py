@@ -391,13 +391,12 @@ class MultiTaskModule(nn.Module):
         with torch.no_grad():
             for block in layout.blocks:
                 weight, bias = head.weight[block.columns], head.bias[block.columns]
-                if block.binary:
-                    weight = weight.view(block.n_tasks, 2, -1)
-                    weight = weight[:, 1] - weight[:, 0]
-                    bias = bias.view(block.n_tasks, 2)
-                    bias = bias[:, 1] - bias[:, 0]
+                if block.binary:  # rows 1, 3, 5, ... less rows 0, 2, 4, ...
+                    weight, bias = weight[1::2] - weight[::2], bias[1::2] - bias[::2]
                 weights.append(weight)
                 biases.append(bias)
+        if len(weights) == 1:
+            return weights[0], biases[0]
         return torch.cat(weights), torch.cat(biases)
 
     def weight_matrices(self):

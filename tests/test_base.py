@@ -428,3 +428,43 @@ def test_prediction_and_validation_set_the_mode_once(monkeypatch):
     net.history.new_epoch()
     net.run_single_epoch(valid, training=False, prefix="valid", step_fn=net.validation_step)
     assert switches == [False] and net.history[-1, "valid_batch_count"] == 3
+
+
+def test_prediction_skips_checks_only_for_arrays_they_would_pass(data, monkeypatch):
+    import sklearn_mtl._base as base
+
+    X, y = data
+    est = MultiTaskNetClassifier(**dict(FAST, max_iter=2)).fit(X, y)
+    full = est.predict_proba(X.astype(np.float64))
+    calls = []
+    checked = base.validate_data
+    monkeypatch.setattr(
+        base, "validate_data", lambda *a, **k: calls.append(1) or checked(*a, **k)
+    )
+    # Plain finite float arrays: no scikit-learn check, the same outputs.
+    for plain in (X, X.astype(np.float64), np.asfortranarray(X), X[:1]):
+        for got, want in zip(est.predict_proba(plain), full):
+            np.testing.assert_allclose(got, want[: len(plain)], rtol=1e-6)
+    assert calls == []
+    # Anything else is checked, with scikit-learn's own errors.
+    for bad, message in (
+        (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), "contains NaN"),
+        (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), "infinity"),
+        (X[:, :9], "X has 9 features"),
+        (X[:0], "0 sample"),
+        (X[0], "Expected 2D array, got 1D array"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            est.predict(bad)
+    # Finite float32 values whose sum overflows take the checked path and pass.
+    big = np.full((4, X.shape[1]), 3e38, dtype=np.float32)
+    calls.clear()
+    assert est.predict(big).shape == (4, 2)
+    assert calls == [1]
+    est.predict(X.tolist())
+    assert len(calls) == 2
+    # A model fitted on a DataFrame still warns about arrays without names.
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    named = MultiTaskNetClassifier(**dict(FAST, max_iter=2)).fit(frame, y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        named.predict(X)
