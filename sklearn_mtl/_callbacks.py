@@ -223,7 +223,7 @@ class StopOnNonFinite(Callback):
         self.learning_rate = learning_rate
 
     def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1, "train_loss"]
+        loss = net.history[-1]["train_loss"]  # one lookup, not skorch's indexing
         if not np.isfinite(loss):
             raise ValueError(
                 f"Training diverged: the training loss is {loss} at epoch "

@@ -318,11 +318,16 @@ class MultiTaskModule(nn.Module):
 
     def train(self, mode=True):
         super().train(mode)
+        self.keep_frozen_statistics()
+        return self
+
+    def keep_frozen_statistics(self):
+        """A frozen trunk's batch norms stay in evaluation mode: training
+        the heads does not move the statistics the trunk was trained with."""
         if self.frozen_trunk:
             for layer in self.trunk:
                 if isinstance(layer, nn.BatchNorm1d):
                     layer.eval()
-        return self
 
     def _gates_or_none(self, X):
         return None if self.gates is None else self.gate_weights(X)

@@ -67,6 +67,7 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
 
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
     closed_form_ = None  # the ClosedFormStep of a fit under way, if any
+    closed_form_key_ = None  # what it was built for (see _closed_form_step)
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
@@ -154,7 +155,7 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             with fit_threads(self.thread_plan_):
                 self.partial_fit(dataset, epochs=epochs)
         finally:  # also when a fit raises (divergence): neither outlives it
-            self.valid_outputs_ = self.closed_form_ = None
+            self.valid_outputs_ = self.closed_form_ = self.closed_form_key_ = None
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
@@ -367,7 +368,7 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             return
         self._set_training(training)
         if training:  # after every on_epoch_begin: a callback may (un)freeze
-            self.closed_form_ = ClosedFormStep.build(self)
+            self.closed_form_ = self._closed_form_step()
         losses, sizes, task_sums, outputs = [], [], [], []
         listen = self.batch_listeners_
         for batch in iterator:
@@ -407,6 +408,32 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             epoch[f"{prefix}_loss_task{t}"] = (
                 float(task_loss / task_total) if task_total > 0 else float("nan")
             )
+
+    def _closed_form_step(self):
+        """``ClosedFormStep.build(self)``, built again only when what it
+        depends on may have changed since the last epoch of this fit: which
+        parameters learn (a callback may freeze or unfreeze some), the
+        adversarial rate, the module or the criterion. Building costs as
+        much as a step on a few hundred rows; this check a tenth of it."""
+        key = (
+            id(self.module_), id(self.criterion_), self.adversarial_epsilon,
+            *(p.requires_grad for p in self.module_.parameters()),
+            *(p.requires_grad for p in self.criterion_.parameters()),
+        )
+        if key != self.closed_form_key_:
+            self.closed_form_ = ClosedFormStep.build(self)
+            self.closed_form_key_ = key
+        return self.closed_form_
+
+    def _set_training(self, training=True):
+        # skorch's sets each mode through nn.Module.train, a recursive walk
+        # with a slow attribute write per module, twice an epoch (training,
+        # then validation): here the flags are written directly, and the
+        # module's rule for a frozen trunk's batch norm applied after.
+        for root in (self.module_, self.criterion_):
+            for module in root.modules():
+                module.__dict__["training"] = training
+        self.module_.keep_frozen_statistics()
 
     def train_step(self, batch, **fit_params):
         # One optimizer step without skorch's closure (no solver here needs

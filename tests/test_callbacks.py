@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from skorch.callbacks import Callback
 
 from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier
@@ -180,3 +181,61 @@ def test_epoch_losses_are_the_batch_means_skorch_records():
             best[phase] = min(best[phase], expected)
     assert len(est.net_.history[0]["batches"]) > 2  # several batches of uneven size
     assert issubclass(EpochLoss, PassthroughScoring)
+
+
+class FreezeAt(Callback):
+    """Freeze the trunk's weights at the start of epoch ``epoch``; keep them."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            net.module_.freeze_trunk(True)
+            self.frozen_ = [p.detach().clone() for p in net.module_.trunk.parameters()]
+
+
+def test_a_callback_that_freezes_mid_fit_changes_the_step(noisy):
+    # The closed-form step is kept from epoch to epoch, but not once the
+    # parameters that learn change: then the frozen weights stay as they are.
+    X, y, _ = noisy
+    est = MultiTaskNetClassifier(
+        (8,), max_iter=6, early_stopping=False, random_state=0,
+        callbacks=[("freeze", FreezeAt(3))],
+    ).fit(X, y)
+    freeze = dict(est.net_.callbacks_)["freeze"]
+    for before, after in zip(freeze.frozen_, est.net_.module_.trunk.parameters()):
+        assert not torch.equal(before, torch.zeros_like(before))
+        torch.testing.assert_close(after.detach(), before, rtol=0, atol=0)
+    # The heads still learned after the freeze.
+    assert est.net_.history[-1, "train_loss"] < est.net_.history[2, "train_loss"]
+
+
+class Modes(Callback):
+    """Each batch's phase and every module's training flag."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.seen_ = []
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        modules = [*net.module_.modules(), *net.criterion_.modules()]
+        self.seen_.append((training, {m.training for m in modules}))
+
+
+def test_every_module_is_in_the_mode_of_its_phase(noisy):
+    X, y, _ = noisy
+    est = MultiTaskNetClassifier(
+        (8,), dropout=0.3, batch_norm=True, max_iter=3, early_stopping=True,
+        random_state=0, callbacks=[("modes", Modes())],
+    ).fit(X, y)
+    modes = dict(est.net_.callbacks_)["modes"]
+    assert {training for training, _ in modes.seen_} == {True, False}
+    assert all(flags == {training} for training, flags in modes.seen_)
+    assert not any(m.training for m in est.net_.module_.modules())
+    # A frozen trunk's batch norm stays in evaluation mode while the heads train.
+    est.set_params(warm_start=True, max_iter=2, trunk_learning_rate=0).fit(X, y)
+    modes = dict(est.net_.callbacks_)["modes"]
+    norms = [m for m in est.net_.module_.trunk if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms
+    for training, flags in modes.seen_:
+        assert flags == ({True, False} if training else {False})
