@@ -20,6 +20,7 @@ from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
 from ._balancing import BALANCERS
+from ._adam import AdamLists
 from ._callbacks import EpochLoss, batch_listeners
 from ._closed_form import ClosedFormStep
 from ._data import BatchIterator, TensorDataset
@@ -156,6 +157,7 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
                 self.partial_fit(dataset, epochs=epochs)
         finally:  # also when a fit raises (divergence): neither outlives it
             self.valid_outputs_ = self.closed_form_ = self.closed_form_key_ = None
+            self.adam_lists_ = None  # references to the optimizers' state
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
@@ -434,6 +436,18 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             for module in root.modules():
                 module.__dict__["training"] = training
         self.module_.keep_frozen_statistics()
+
+    def _step_optimizer(self, step_fn):
+        # Adam's update without Optimizer.step's per-call bookkeeping, where
+        # it is the same update (see _adam); skorch's call otherwise.
+        if step_fn is not None:
+            return super()._step_optimizer(step_fn)
+        if not getattr(self, "adam_lists_", None):
+            self.adam_lists_ = {name: AdamLists() for name in self._optimizers}
+        for name in self._optimizers:
+            optimizer = getattr(self, name + "_")
+            if not self.adam_lists_[name].step(optimizer):
+                optimizer.step()
 
     def train_step(self, batch, **fit_params):
         # One optimizer step without skorch's closure (no solver here needs

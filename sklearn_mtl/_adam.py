@@ -1,0 +1,103 @@
+"""Adam's step without ``Optimizer.step``'s per-call bookkeeping.
+
+``torch.optim.Adam.step`` wraps the update (``torch.optim.adam.adam``, one
+fused kernel on the CPU) in a profiler record, a grad-mode switch, the step
+hooks and a walk over every parameter's state to gather the lists the
+kernel takes. On a small network that costs several times the kernel: about
+110 against 20 µs a step for a (100,)-trunk net on 8 features, measured on
+a 2-core CPU, where a step of a few hundred rows takes about 700 µs.
+:class:`AdamLists` keeps those lists from one step to the next and calls the
+same function with each group's current hyperparameters, so a learning-rate
+schedule, a group added or a state loaded still take effect.
+
+It steps only where ``Adam.step`` would do exactly the same: an optimizer of
+type ``torch.optim.Adam`` (not a subclass), without ``amsgrad``,
+``capturable``, ``differentiable`` or a gradient scaler, with no step hook
+(its own or a global one) and its ``step`` not replaced (a scheduler that
+counts the steps wraps it), every parameter stepped before (its state
+exists) and holding a dense gradient. Anything else goes through
+``optimizer.step()``.
+"""
+
+import torch
+from torch.optim.adam import adam
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+_PLAIN = {"amsgrad": False, "capturable": False, "differentiable": False}
+
+
+class AdamLists:
+    """The lists of one Adam optimizer's groups, built at the first step
+    they apply to and rebuilt when its state or groups are replaced."""
+
+    def __init__(self):
+        self.optimizer = self.state = self.groups = self.lists = None
+
+    def _plain(self, optimizer):
+        return (
+            type(optimizer) is torch.optim.Adam
+            and "step" not in vars(optimizer)
+            and not optimizer._optimizer_step_pre_hooks
+            and not optimizer._optimizer_step_post_hooks
+            and not _global_optimizer_pre_hooks
+            and not _global_optimizer_post_hooks
+            and getattr(optimizer, "grad_scale", None) is None
+            and getattr(optimizer, "found_inf", None) is None
+        )
+
+    def _current(self, optimizer):
+        """Whether the kept lists are those of ``optimizer`` as it is now."""
+        return (
+            self.optimizer is optimizer
+            and self.state is optimizer.state
+            and len(self.groups) == len(optimizer.param_groups)
+            and all(a is g["params"] for a, g in zip(self.groups, optimizer.param_groups))
+        )
+
+    def _build(self, optimizer):
+        lists = []
+        for group in optimizer.param_groups:
+            if any(group.get(key, False) != value for key, value in _PLAIN.items()):
+                return False
+            if any(torch.is_complex(p) for p in group["params"]):
+                return False
+            states = [optimizer.state.get(p) for p in group["params"]]
+            if not all(states):  # a parameter not stepped yet: Adam creates its state
+                return False
+            lists.append((
+                group["params"],
+                [s["exp_avg"] for s in states],
+                [s["exp_avg_sq"] for s in states],
+                [s["step"] for s in states],
+            ))
+        self.optimizer, self.state, self.lists = optimizer, optimizer.state, lists
+        self.groups = [g["params"] for g in optimizer.param_groups]
+        return True
+
+    def step(self, optimizer):
+        """Step ``optimizer`` as ``Adam.step`` would; False (and nothing
+        done) where it does not apply."""
+        if not self._plain(optimizer):
+            return False
+        if not self._current(optimizer) and not self._build(optimizer):
+            return False
+        grads = []
+        for params, *_ in self.lists:
+            group_grads = [p.grad for p in params]
+            if any(g is None or g.layout != torch.strided for g in group_grads):
+                return False
+            grads.append(group_grads)
+        with torch.no_grad():
+            for group, (params, exp_avgs, exp_avg_sqs, steps), group_grads in zip(
+                optimizer.param_groups, self.lists, grads
+            ):
+                beta1, beta2 = group["betas"]
+                adam(
+                    params, group_grads, exp_avgs, exp_avg_sqs, [], steps,
+                    amsgrad=False, has_complex=False, beta1=beta1, beta2=beta2,
+                    lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"],
+                    maximize=group["maximize"], foreach=group["foreach"],
+                    capturable=False, differentiable=False, fused=group["fused"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"],
+                )
+        return True
