@@ -21,7 +21,9 @@ from sklearn_mtl import (
 from sklearn_mtl._data import BatchIterator, make_dataset
 from sklearn_mtl._sparse import (
     LazyAdam,
+    _CSRProduct,
     SparseLinear,
+    coalesced,
     csr_batch,
     lazy_penalty_gradient,
     repeat_rows,
@@ -95,6 +97,46 @@ def test_sparse_linear_reads_csr_from_its_non_zeros():
     used = np.unique(X.indices)
     assert set(grad.coalesce().indices()[0].tolist()) == set(used.tolist())
     torch.testing.assert_close(grad.to_dense(), dense.t() @ torch.ones(6, 3))
+
+
+@pytest.mark.parametrize("case", ["random", "duplicates", "empty rows", "no non-zero"])
+def test_csr_gradient_is_embedding_bags_coalesced(case):
+    rng = np.random.RandomState(0)
+    X = sp.random(7, 40, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    if case == "empty rows":
+        X = X.tolil()
+        X[[1, 4]] = 0
+        X = X.tocsr()
+    if case == "no non-zero":
+        X = sp.csr_matrix((7, 40), dtype=np.float32)
+    if case == "duplicates":  # a non-canonical matrix: (0, 3) held twice
+        X = sp.csr_matrix(
+            (np.array([1.0, 2.0, 0.5, 4.0], dtype=np.float32),
+             np.array([3, 3, 9, 3]), np.array([0, 3, 3, 3, 4, 4, 4, 4])), shape=(7, 40),
+        )
+    batch = csr_batch(X, slice(None), "cpu")
+    crow, col = batch.crow_indices(), batch.col_indices()
+    grad = torch.randn(7, 5, generator=torch.Generator().manual_seed(0))
+    weight = torch.randn(40, 5, requires_grad=True)
+    values = batch.values().clone().requires_grad_(True)
+    torch.nn.functional.embedding_bag(
+        col, weight, crow, mode="sum", per_sample_weights=values,
+        include_last_offset=True, sparse=True,
+    ).backward(grad)
+    expected_weight, expected_values = weight.grad.coalesce(), values.grad
+    if case != "no non-zero":  # one row per non-zero: coalesced sums them
+        unsorted = coalesced(weight.grad)
+        torch.testing.assert_close(unsorted.indices(), expected_weight.indices())
+        torch.testing.assert_close(unsorted.values(), expected_weight.values())
+    weight.grad = values.grad = None
+    out = _CSRProduct.apply(crow, col, values, weight)
+    torch.testing.assert_close(out, torch.from_numpy(X.toarray()) @ weight.detach())
+    out.backward(grad)
+    got = coalesced(weight.grad)  # sorted rows: flagged, nothing summed
+    assert got.is_coalesced() and got._values().data_ptr() == weight.grad._values().data_ptr()
+    torch.testing.assert_close(got.indices(), expected_weight.indices())
+    torch.testing.assert_close(got.values(), expected_weight.values())
+    torch.testing.assert_close(values.grad, expected_values)
 
 
 def test_dense_rows_still_give_a_row_sparse_gradient():
