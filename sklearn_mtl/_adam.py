@@ -21,7 +21,10 @@ exists) and holding a dense gradient. Anything else goes through
 
 import torch
 from torch.optim.adam import adam
-from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+from torch.optim.optimizer import (
+    _global_optimizer_post_hooks,
+    _global_optimizer_pre_hooks,
+)
 
 _PLAIN = {"amsgrad": False, "capturable": False, "differentiable": False}
 

@@ -100,9 +100,9 @@ class _CSRProduct(torch.autograd.Function):
     gradient, born coalesced. ``embedding_bag``'s own sparse gradient holds
     one row per non-zero, which the solver must then coalesce (sort and sum
     the non-zeros' rows): for a batch of 256 rows with 100 non-zeros each and
-    256 outputs its backward pass took 39 ms against 6 ms for this one (10,000
-    features; 54 against 11 ms for 1,000,000), the same figures to float
-    rounding."""
+    256 outputs, forward and backward took 24-45 ms against 8-11 ms for this
+    one at 10,000 features, 17-57 against 13-17 ms at 1,000,000
+    (``benchmarks/csr_gradient.py``), the same figures to float rounding."""
 
     @staticmethod
     def forward(ctx, crow, col, values, weight):

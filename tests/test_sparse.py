@@ -21,8 +21,8 @@ from sklearn_mtl import (
 from sklearn_mtl._data import BatchIterator, make_dataset
 from sklearn_mtl._sparse import (
     LazyAdam,
-    _CSRProduct,
     SparseLinear,
+    _CSRProduct,
     coalesced,
     csr_batch,
     lazy_penalty_gradient,
