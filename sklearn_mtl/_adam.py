@@ -11,7 +11,9 @@ same function with each group's current hyperparameters, so a learning-rate
 schedule, a group added or a state loaded still take effect.
 
 It steps only where ``Adam.step`` would do exactly the same: an optimizer of
-type ``torch.optim.Adam`` (not a subclass), without ``amsgrad``,
+type ``torch.optim.Adam`` or ``torch.optim.AdamW`` (which inherits Adam's
+``step``, its groups set ``decoupled_weight_decay``; not another subclass),
+without ``amsgrad``,
 ``capturable``, ``differentiable`` or a gradient scaler, with no step hook
 (its own or a global one) and its ``step`` not replaced (a scheduler that
 counts the steps wraps it), every parameter stepped before (its state
@@ -27,6 +29,7 @@ from torch.optim.optimizer import (
 )
 
 _PLAIN = {"amsgrad": False, "capturable": False, "differentiable": False}
+_ADAMS = (torch.optim.Adam, torch.optim.AdamW)  # AdamW runs Adam.step
 
 
 class AdamLists:
@@ -38,7 +41,7 @@ class AdamLists:
 
     def _plain(self, optimizer):
         return (
-            type(optimizer) is torch.optim.Adam
+            type(optimizer) in _ADAMS
             and "step" not in vars(optimizer)
             and not optimizer._optimizer_step_pre_hooks
             and not optimizer._optimizer_step_post_hooks

@@ -22,14 +22,15 @@ def _grads(model, seed):
         p.grad = torch.randn(p.shape, generator=g)
 
 
-def _pair(**kwargs):
+def _pair(optimizer=torch.optim.Adam, **kwargs):
     a, b = _model(), _model()
-    return a, b, torch.optim.Adam(a.parameters(), **kwargs), torch.optim.Adam(b.parameters(), **kwargs)
+    return a, b, optimizer(a.parameters(), **kwargs), optimizer(b.parameters(), **kwargs)
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.AdamW])
 @pytest.mark.parametrize("kwargs", [dict(fused=True), dict(foreach=True), dict(weight_decay=0.1)])
-def test_the_same_update_as_adam_step(kwargs):
-    ref, lean, opt_ref, opt_lean = _pair(lr=0.01, **kwargs)
+def test_the_same_update_as_adam_step(kwargs, optimizer):
+    ref, lean, opt_ref, opt_lean = _pair(optimizer, lr=0.01, **kwargs)
     lists = AdamLists()
     for step in range(8):
         _grads(ref, step), _grads(lean, step)
@@ -84,7 +85,8 @@ def test_it_declines_what_adam_step_would_do_differently():
 
     assert stepped(torch.optim.Adam(model.parameters()))
     assert not stepped(torch.optim.Adam(model.parameters(), amsgrad=True))
-    assert not stepped(torch.optim.AdamW(model.parameters()))
+    assert stepped(torch.optim.AdamW(model.parameters()))
+    assert not stepped(type("MyAdam", (torch.optim.Adam,), {})(model.parameters()))
     assert not stepped(torch.optim.SGD(model.parameters(), lr=0.1))
     hooked = torch.optim.Adam(model.parameters())
     handle = hooked.register_step_post_hook(lambda *args: None)
@@ -109,14 +111,16 @@ def test_it_declines_what_adam_step_would_do_differently():
     assert not lists.step(opt)
 
 
-def test_a_fit_is_the_same_with_and_without_it(monkeypatch):
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_a_fit_is_the_same_with_and_without_it(monkeypatch, solver):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(300, 6)).astype(np.float32)
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0]).astype(int)
 
     def fit(**params):
         return MultiTaskNetClassifier(
-            (8,), max_iter=5, early_stopping=False, random_state=0, **params
+            (8,), solver=solver, max_iter=5, early_stopping=False, random_state=0,
+            **params,
         ).fit(X, Y)
 
     calls = []
