@@ -19,8 +19,8 @@ from skorch.callbacks import PassthroughScoring, PrintLog
 from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
-from ._balancing import BALANCERS
 from ._adam import AdamLists
+from ._balancing import BALANCERS
 from ._callbacks import EpochLoss, batch_listeners
 from ._closed_form import ClosedFormStep
 from ._data import BatchIterator, TensorDataset
