@@ -8,7 +8,12 @@ kernel takes. On a small network that costs several times the kernel: about
 a 2-core CPU, where a step of a few hundred rows takes about 700 µs.
 :class:`AdamLists` keeps those lists from one step to the next and calls the
 same function with each group's current hyperparameters, so a learning-rate
-schedule, a group added or a state loaded still take effect.
+schedule, a group added or a state loaded still take effect. A fused group
+whose tensors share one device and dtype (the package's own optimizer on
+the CPU) calls the fused kernel as that function does (the step count
+incremented, then ``torch._fused_adam_`` or ``_fused_adamw_``), without
+its per-call grouping of the tensors by device and dtype: about 14 against
+28 µs a step on the net above.
 
 It steps only where ``Adam.step`` would do exactly the same: an optimizer of
 type ``torch.optim.Adam`` or ``torch.optim.AdamW`` (which inherits Adam's
@@ -75,6 +80,7 @@ class AdamLists:
                 [s["exp_avg"] for s in states],
                 [s["exp_avg_sq"] for s in states],
                 [s["step"] for s in states],
+                _one_kind(group["params"], states),
             ))
         self.optimizer, self.state, self.lists = optimizer, optimizer.state, lists
         self.groups = [g["params"] for g in optimizer.param_groups]
@@ -94,10 +100,13 @@ class AdamLists:
                 return False
             grads.append(group_grads)
         with torch.no_grad():
-            for group, (params, exp_avgs, exp_avg_sqs, steps), group_grads in zip(
+            for group, (params, exp_avgs, exp_avg_sqs, steps, one_kind), group_grads in zip(
                 optimizer.param_groups, self.lists, grads
             ):
                 beta1, beta2 = group["betas"]
+                if group["fused"] and one_kind and not _tensors(beta1, beta2):
+                    _fused_step(group, params, group_grads, exp_avgs, exp_avg_sqs, steps)
+                    continue
                 adam(
                     params, group_grads, exp_avgs, exp_avg_sqs, [], steps,
                     amsgrad=False, has_complex=False, beta1=beta1, beta2=beta2,
@@ -107,3 +116,34 @@ class AdamLists:
                     decoupled_weight_decay=group["decoupled_weight_decay"],
                 )
         return True
+
+
+def _one_kind(params, states):
+    """Whether a group's parameters and their moments share one device and
+    dtype, and its step counts that device (a gradient always has its
+    parameter's): the fused function's grouping then makes one group of
+    them all."""
+    kinds = {(p.device, p.dtype) for p in params}
+    kinds |= {
+        (t.device, t.dtype)
+        for s in states for t in (s["exp_avg"], s["exp_avg_sq"])
+    }
+    step_devices = {s["step"].device for s in states}
+    return len(kinds) == 1 and step_devices == {params[0].device}
+
+
+def _tensors(*values):
+    return any(torch.is_tensor(v) for v in values)
+
+
+def _fused_step(group, params, grads, exp_avgs, exp_avg_sqs, steps):
+    """``torch.optim.adam._fused_adam`` on tensors of one device and dtype,
+    without a gradient scaler or tensor betas: the two calls it makes."""
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+    kernel(
+        params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
+        lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],
+        weight_decay=group["weight_decay"], eps=group["eps"],
+        maximize=group["maximize"], grad_scale=None, found_inf=None,
+    )

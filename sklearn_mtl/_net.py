@@ -69,6 +69,7 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
     closed_form_ = None  # the ClosedFormStep of a fit under way, if any
     closed_form_key_ = None  # what it was built for (see _closed_form_step)
+    fit_structure_ = None  # the modules and parameters of a fit under way (_structure)
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
@@ -152,12 +153,13 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             self.thread_plan_ = ThreadPlan(step, epoch, torch.get_num_threads())
         else:
             self.thread_plan_ = None
+        self.fit_structure_ = ()
         try:
             with fit_threads(self.thread_plan_):
                 self.partial_fit(dataset, epochs=epochs)
         finally:  # also when a fit raises (divergence): neither outlives it
             self.valid_outputs_ = self.closed_form_ = self.closed_form_key_ = None
-            self.adam_lists_ = None  # references to the optimizers' state
+            self.adam_lists_ = self.fit_structure_ = None  # references into the net
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
@@ -362,7 +364,8 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, with the module's mode set once per phase rather than
         # per batch, and the batch losses read back in one device sync per
-        # phase rather than one ``.item()`` per batch. Each task's loss over
+        # phase rather than one ``.item()`` per batch (and, when no callback
+        # listens per batch, the batch records written then). Each task's loss over
         # the phase (labelled entries only, no penalty) is recorded as
         # ``{prefix}_loss_task{t}``. The validation outputs are kept as
         # ``valid_outputs_`` (rows in order) for the validation score.
@@ -374,10 +377,8 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
         losses, sizes, task_sums, outputs = [], [], [], []
         listen = self.batch_listeners_
         for batch in iterator:
-            if listen:
+            if listen:  # skorch's on_batch_begin opens the batch's record
                 self.notify("on_batch_begin", batch=batch, training=training)
-            else:
-                self.history.new_batch()
             step = step_fn(batch, **fit_params)
             losses.append(step["loss"].detach())
             task_sums.append(self.criterion_.last_sums_)
@@ -397,6 +398,8 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             values[len(losses) :], (2, -1)
         )
         epoch = self.history[-1]  # written directly: one lookup, not one per key
+        if not listen:
+            epoch["batches"].extend({} for _ in losses)
         records = epoch["batches"][-len(losses) :]
         for record, loss, size in zip(records, batch_losses, sizes):
             record[prefix + "_loss"] = loss
@@ -417,24 +420,43 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
         parameters learn (a callback may freeze or unfreeze some), the
         adversarial rate, the module or the criterion. Building costs as
         much as a step on a few hundred rows; this check a tenth of it."""
+        _, parameters = self._structure()
         key = (
             id(self.module_), id(self.criterion_), self.adversarial_epsilon,
-            *(p.requires_grad for p in self.module_.parameters()),
-            *(p.requires_grad for p in self.criterion_.parameters()),
+            *(p.requires_grad for p in parameters),
         )
         if key != self.closed_form_key_:
             self.closed_form_ = ClosedFormStep.build(self)
             self.closed_form_key_ = key
         return self.closed_form_
 
+    def _structure(self):
+        """The modules and the parameters of the module and the criterion.
+
+        Within a fit they are listed once (both walks cost more than what
+        is done with them each epoch) and listed again when the module or
+        the criterion is replaced; outside one they are walked each call,
+        as a module changed in place between calls must be."""
+        roots = (self.module_, self.criterion_)
+        cached = self.fit_structure_  # None outside a fit, () before a listing
+        if cached and cached[0][0] is roots[0] and cached[0][1] is roots[1]:
+            return cached[1]
+        structure = (
+            [m for root in roots for m in root.modules()],
+            [p for root in roots for p in root.parameters()],
+        )
+        if cached is not None:
+            self.fit_structure_ = (roots, structure)
+        return structure
+
     def _set_training(self, training=True):
         # skorch's sets each mode through nn.Module.train, a recursive walk
         # with a slow attribute write per module, twice an epoch (training,
         # then validation): here the flags are written directly, and the
         # module's rule for a frozen trunk's batch norm applied after.
-        for root in (self.module_, self.criterion_):
-            for module in root.modules():
-                module.__dict__["training"] = training
+        modules, _ = self._structure()
+        for module in modules:
+            module.__dict__["training"] = training
         self.module_.keep_frozen_statistics()
 
     def _step_optimizer(self, step_fn):

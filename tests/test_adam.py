@@ -133,3 +133,27 @@ def test_a_fit_is_the_same_with_and_without_it(monkeypatch, solver):
     for p, q in zip(lean.net_.module_.parameters(), plain.net_.module_.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     assert lean.net_.adam_lists_ is None  # nothing kept after the fit
+
+
+def test_a_fused_group_of_one_device_calls_the_kernel_directly(monkeypatch):
+    # The package's optimizer (fused, on the CPU) skips torch's functional
+    # wrapper, with the same figures (test_the_same_update_as_adam_step);
+    # a group with its tensors on several dtypes goes through the wrapper.
+    import sklearn_mtl._adam as lean_adam
+
+    wrapped = []
+    adam = lean_adam.adam
+    monkeypatch.setattr(lean_adam, "adam", lambda *a, **k: wrapped.append(1) or adam(*a, **k))
+    _, lean, _, opt = _pair(lr=0.01, fused=True)
+    lists = AdamLists()
+    for step in range(3):
+        _grads(lean, step)
+        lists.step(opt) or opt.step()
+    assert wrapped == []
+    mixed = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3, dtype=torch.float64))]
+    opt = torch.optim.Adam(mixed, fused=True)
+    for step in range(3):
+        for p in mixed:
+            p.grad = torch.full_like(p, float(step + 1))
+        lists.step(opt) or opt.step()
+    assert wrapped == [1, 1]  # the steps after the first, which creates the state

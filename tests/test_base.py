@@ -398,6 +398,26 @@ def test_joblib_workers_run_one_torch_thread_each(data):
         assert fitted.net_.history[:, "threads"] == [expected, expected]
 
 
+def test_a_fit_lists_the_modules_once_and_again_when_one_is_replaced():
+    # Within a fit the modes and the closed-form check read one listing of
+    # the modules and parameters, listed again when the module or the
+    # criterion is replaced; outside a fit every call walks them.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    net = MultiTaskNetClassifier((8,), max_iter=1, random_state=0).fit(X, X[:, 0] > 0).net_
+    assert net.fit_structure_ is None
+    first = net._structure()
+    assert first is not net._structure() and net.fit_structure_ is None
+    net.fit_structure_ = ()  # as train_epochs sets it
+    listed = net._structure()
+    assert net._structure() is listed
+    net.initialize_criterion()
+    relisted = net._structure()
+    assert relisted is not listed and net.criterion_ in relisted[0]
+    assert net._structure() is relisted
+    assert len(relisted[1]) == len(list(net.module_.parameters()))
+
+
 def test_prediction_and_validation_set_the_mode_once(monkeypatch):
     # Prediction and validation switch the module to evaluation once per
     # pass, not once per batch, and predict without building a graph. After
