@@ -15,6 +15,7 @@ Every other network trains through autograd.
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_hooks_registry
 
 from ._balancing import Balancer
 from ._dropout import Dropout
@@ -65,6 +66,24 @@ def _weighs_linearly(balancer):
     ) and not any(True for _ in balancer.parameters())
 
 
+def hooked(modules, parameters):
+    """Whether a forward or backward hook would run in the module's pass: on
+    one of ``modules``, a global module hook, or a gradient hook on one of
+    ``parameters``. The closed-form step would skip them, so a hooked network
+    trains through autograd."""
+    module_hooks = (
+        "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"
+    )
+    return (
+        any(getattr(m, name) for m in modules for name in module_hooks)
+        or any(getattr(module_hooks_registry, "_global" + name) for name in module_hooks)
+        or any(
+            p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
+            for p in parameters
+        )
+    )
+
+
 class ClosedFormStep:
     """Forward pass, loss and gradients of one batch, without autograd.
 
@@ -103,8 +122,9 @@ class ClosedFormStep:
         batch norm, concrete dropout, dropout off the CPU, head layers, MMoE,
         sparse input, a frozen trunk, adversarial training, a balancing
         method that learns or reads gradients (fixed weights and dynamic
-        weight average apply), or an activation other than relu, tanh,
-        logistic and identity."""
+        weight average apply), an activation other than relu, tanh,
+        logistic and identity, or a forward or backward hook (see
+        :func:`hooked`)."""
         module, criterion = net.module_, net.criterion_
         if (
             not _weighs_linearly(criterion.balancer)
@@ -114,6 +134,7 @@ class ClosedFormStep:
             or not module.fused_heads
             or type(module.heads[0]) is not nn.Linear
             or not all(p.requires_grad for p in module.parameters())
+            or hooked([*module.modules(), *criterion.modules()], module.parameters())
         ):
             return None
         layers, trunk = [], list(module.trunk)
@@ -160,6 +181,15 @@ class ClosedFormStep:
             criterion.last_losses_ = task_losses
             loss = task_losses @ task_weights
         return outputs, self.net.regularize(loss)
+
+    def outputs(self, X):
+        """The module's outputs in evaluation mode (dropout off), its own
+        operations called directly: what the validation pass computes,
+        without ``nn.Module``'s per-call dispatch of each layer."""
+        x = X
+        for linear, activation, _, _ in self.layers:
+            x = activation(torch.addmm(linear.bias, x, linear.weight.T))
+        return torch.addmm(self.head.bias, x, self.head.weight.T)
 
     def _losses(self, outputs, targets, scale):
         """Each entry's loss ``(n, n_tasks)`` and the gradient of the combined

@@ -20,18 +20,18 @@ from skorch.helper import predefined_split
 from skorch.utils import TeeGenerator, to_device
 
 from ._adam import AdamLists
+from ._adversarial import AdversarialMixin
 from ._balancing import BALANCERS
 from ._callbacks import EpochLoss, batch_listeners
-from ._closed_form import ClosedFormStep
+from ._closed_form import ClosedFormStep, hooked
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
 from ._penalty import PenaltyMixin
-from ._sparse import is_sparse
 from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 
 
-class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
+class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
     """skorch ``NeuralNet`` with the multi-task loss and an L1/L2 penalty.
 
     Parameters
@@ -328,39 +328,6 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
             loss = loss + self.module_.concrete_regularizer(self.n_train_rows)
         return loss + self.penalty()
 
-    def adversarial_loss(self, Xi, yi, **fit_params):
-        """The clean outputs and the training loss of a batch trained on
-        with its fast-gradient-sign perturbation.
-
-        ``X_adv = X + eps * sign(grad_X L(X))`` with ``L`` the balanced loss
-        of the clean batch; the gradient is taken on a copy of ``X`` (no
-        parameter gradient accumulates) and ``X_adv`` is held fixed. The
-        per-task losses are the means ``0.5 * (L_t(X) + L_t(X_adv))``; they
-        are what the balancer combines and what its hooks and the epoch
-        records read (``last_losses_``, ``last_sums_``). The penalties are
-        added once. A CSR batch is densified: the perturbation is dense.
-        """
-        if is_sparse(Xi):
-            Xi = Xi.to_dense()
-        targets, weights = yi
-        criterion = self.criterion_
-        X_clean = Xi.detach().requires_grad_(True)
-        y_pred = self.infer(X_clean, **fit_params)
-        clean = criterion.per_task(y_pred, targets, weights)
-        clean_sums = criterion.last_sums_
-        totals = clean_sums[1]
-        combined = criterion.balancer.combine(clean, criterion.task_weights, totals)
-        (grad,) = torch.autograd.grad(combined, X_clean, retain_graph=True)
-        X_adv = (Xi + self.adversarial_epsilon * grad.sign()).detach()
-        adversarial = criterion.per_task(self.infer(X_adv, **fit_params), targets, weights)
-        losses = 0.5 * (clean + adversarial)
-        criterion.last_losses_ = losses
-        criterion.last_sums_ = torch.stack(
-            [0.5 * (clean_sums[0] + criterion.last_sums_[0]), totals]
-        )
-        loss = criterion.balancer.combine(losses, criterion.task_weights, totals)
-        return y_pred, self.regularize(loss)
-
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, with the module's mode set once per phase rather than
         # per batch, and the batch losses read back in one device sync per
@@ -417,13 +384,14 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
     def _closed_form_step(self):
         """``ClosedFormStep.build(self)``, built again only when what it
         depends on may have changed since the last epoch of this fit: which
-        parameters learn (a callback may freeze or unfreeze some), the
-        adversarial rate, the module or the criterion. Building costs as
-        much as a step on a few hundred rows; this check a tenth of it."""
-        _, parameters = self._structure()
+        parameters learn (a callback may freeze or unfreeze some), whether a
+        hook is registered, the adversarial rate, the module or the
+        criterion. Building costs as much as a step on a few hundred rows;
+        this check a tenth of it."""
+        modules, parameters = self._structure()
         key = (
             id(self.module_), id(self.criterion_), self.adversarial_epsilon,
-            *(p.requires_grad for p in parameters),
+            hooked(modules, parameters), *(p.requires_grad for p in parameters),
         )
         if key != self.closed_form_key_:
             self.closed_form_ = ClosedFormStep.build(self)
@@ -508,9 +476,15 @@ class MultiTaskNeuralNet(PenaltyMixin, NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
+        # A network the closed-form step trains is evaluated by its forward
+        # pass too (the same operations as the module's, see its ``outputs``).
         Xi, yi = batch
+        closed_form = self.closed_form_ is not None and not fit_params
         with torch.no_grad():
-            y_pred = self.infer(Xi, **fit_params)
+            if closed_form:
+                y_pred = self.closed_form_.outputs(Xi)
+            else:
+                y_pred = self.infer(Xi, **fit_params)
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
 

@@ -216,3 +216,62 @@ def test_parameters_frozen_by_a_callback_stay_frozen(monkeypatch):
     autograd = MultiTaskNetClassifier(**params, callbacks=[Freezer("trunk.*")]).fit(X, y)
     for a, b in zip(frozen.net_.module_.parameters(), autograd.net_.module_.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+def test_its_validation_outputs_are_the_modules(activation):
+    # The validation pass of a closed-form network runs its layers'
+    # operations directly: the module's outputs in evaluation mode, exactly.
+    X, Y = _data()
+    est = MultiTaskNet(
+        (7, 5), activation=activation, dropout=0.3, task_types=KINDS, max_iter=2,
+        early_stopping=False, random_state=0,
+    ).fit(X, Y)
+    net = est.net_
+    step = ClosedFormStep.build(net)
+    net._set_training(False)
+    Xt = torch.as_tensor(X)
+    with torch.no_grad():
+        assert torch.equal(step.outputs(Xt), net.module_(Xt))
+
+
+def test_a_hooked_network_trains_through_its_module(monkeypatch):
+    # A forward hook (here registered by a callback after the first epoch)
+    # is called in every later batch of both phases: from that epoch on the
+    # network trains and validates through its module and autograd.
+    from skorch.callbacks import Callback
+
+    X, Y = _data(200)
+    y = Y[:, [0, 3]].astype(int)
+    seen, steps = [], []
+
+    class Hook(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            if len(net.history) == 2:
+                net.module_.trunk[0].register_forward_hook(
+                    lambda module, args, out: seen.append(net.module_.training)
+                )
+
+    original = ClosedFormStep.__call__
+    monkeypatch.setattr(
+        ClosedFormStep, "__call__", lambda self, *a: steps.append(1) or original(self, *a)
+    )
+    est = MultiTaskNetClassifier(
+        (6,), max_iter=3, batch_size=50, early_stopping=True, validation_fraction=0.2,
+        n_iter_no_change=10, random_state=0, callbacks=[Hook()],
+    ).fit(X, y)
+    assert len(est.net_.history) == 3
+    assert len(steps) == 4  # the first epoch's four training batches only
+    assert seen == [True] * 4 + [False] + [True] * 4 + [False]
+    assert ClosedFormStep.build(est.net_) is None
+    from torch.nn.modules.module import register_module_forward_hook
+
+    plain = MultiTaskNetClassifier((6,), max_iter=1, random_state=0).fit(X, y)
+    assert ClosedFormStep.build(plain.net_) is not None
+    handle = register_module_forward_hook(lambda *args: None)
+    try:
+        assert ClosedFormStep.build(plain.net_) is None  # a global hook too
+    finally:
+        handle.remove()
+    plain.net_.module_.trunk[0].weight.register_hook(lambda grad: grad)
+    assert ClosedFormStep.build(plain.net_) is None  # and a gradient hook
