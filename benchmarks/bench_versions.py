@@ -12,7 +12,9 @@ under another name (the package imports itself relatively).
   small``'s tables for 20 epochs and at the defaults;
 * prediction, on those tables after a 20-epoch fit: ``predict_proba`` on
   every row (the median of 30 calls in a round) and ``predict`` on one row
-  (the median of 200 calls).
+  (the median of 200 calls); and ``predict_proba`` of ``bench_speed.py
+  --regime tasks``'s 512 tasks on 20,000 rows after a 2-epoch fit (the
+  median of 5 calls in a round).
 
     git worktree add /tmp/base <commit>
     python benchmarks/bench_versions.py --base /tmp/base --rounds 7
@@ -26,7 +28,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import write_json  # benchmarks/_common.py
+from _common import FIXED_EPOCHS, write_json  # benchmarks/_common.py
 from _regimes import SMALL, dense_tasks, latency
 from bench_defaults import preprocessor, split
 from sklearn.exceptions import ConvergenceWarning
@@ -131,6 +133,19 @@ def main():
               f"{proba['iqr'][1]:.2f}]  {proba['new'] * 1e3:.3f} ms vs {proba['base'] * 1e3:.3f} ms")
         print(f"  one row {name:<28} {row['ratio']:.2f}x [{row['iqr'][0]:.2f}-"
               f"{row['iqr'][1]:.2f}]  {row['new'] * 1e6:.0f} µs vs {row['base'] * 1e6:.0f} µs")
+    X, Y = dense_tasks(20_000, 100, 512)
+    models = [
+        p.MultiTaskNetClassifier(
+            **FIXED_EPOCHS, hidden_layer_sizes=(256, 256), batch_size=256, max_iter=2,
+            random_state=0,
+        ).fit(X, Y)
+        for p in packages.values()
+    ]
+    name = "20000 x 100, 512 tasks"
+    proba = ratios(*(proba_time(m, X, calls=5) for m in models), args.rounds)
+    results["predict_proba"][name] = proba
+    print(f"  predict_proba {name:<22} {proba['ratio']:.2f}x [{proba['iqr'][0]:.2f}-"
+          f"{proba['iqr'][1]:.2f}]  {proba['new'] * 1e3:.1f} ms vs {proba['base'] * 1e3:.1f} ms")
     if args.json:
         write_json(args.json, args, **results)
 

@@ -2,11 +2,13 @@
 
 ``bench_speed.py --regime small`` times the first ``predict_proba`` after
 each fit; this script times four successive calls after each of
-``--repeats`` fits (20 epochs, the small tables, the variants alternating)
+``--repeats`` fits (20 epochs, the small tables, the variants alternating;
+with ``--tasks``, 2 epochs of ``--regime tasks``'s 512 tasks on 20,000 rows)
 and prints each call's median, so the first call's extra cost can be told
 from the steady one.
 
     python benchmarks/first_calls.py --repeats 5
+    python benchmarks/first_calls.py --tasks --repeats 3
 """
 
 import argparse
@@ -27,17 +29,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=4)
+    parser.add_argument("--tasks", action="store_true")
     args = parser.parse_args()
     print(f"median ms of each successive predict_proba after a fit, {args.repeats} fits")
-    for n, d, t in SMALL:
+    tables = [(20_000, 100, 512)] if args.tasks else SMALL
+    hidden, epochs = ((256, 256), 2) if args.tasks else ((100,), 20)
+    for n, d, t in tables:
         X, Y = dense_tasks(n, d, t)
+        batch = 256 if args.tasks else min(200, n)
         makers = {
             "sklearn_mtl": lambda: MultiTaskNetClassifier(
-                hidden_layer_sizes=(100,), max_iter=20, early_stopping=False,
-                random_state=0,
+                hidden_layer_sizes=hidden, max_iter=epochs, early_stopping=False,
+                batch_size=batch, random_state=0,
             ),
-            "MLPClassifier": lambda n=n: MLPClassifier(
-                hidden_layer_sizes=(100,), max_iter=20, batch_size=min(200, n),
+            "MLPClassifier": lambda: MLPClassifier(
+                hidden_layer_sizes=hidden, max_iter=epochs, batch_size=batch,
                 random_state=0,
             ),
         }

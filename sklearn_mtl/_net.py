@@ -286,10 +286,7 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             if len(dataset) >= MARGIN_HEAD_MIN_ROWS:
                 head = self.module_.margin_head(self.layout)
             if head is not None:
-                compact = torch.cat(
-                    list(self.forward_iter(dataset, device=self.device, head=head))
-                )
-                return self.layout.from_margins(compact, proba).cpu().numpy()
+                return self._from_margin_head(dataset, head, proba).cpu().numpy()
             outputs = torch.cat(list(self.forward_iter(dataset, device=self.device)))
             return (self.layout.softmax(outputs) if proba else outputs).cpu().numpy()
         generator = torch.Generator(self.device).manual_seed(seed)
@@ -300,6 +297,21 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         )
         mean, std = (torch.cat(parts).cpu().numpy() for parts in zip(*passes))
         return mean, std
+
+    def _from_margin_head(self, dataset, head, proba):
+        # A large output is written batch by batch into one buffer (the
+        # margins never joined); a small one from the joined margins.
+        batches = self.forward_iter(dataset, device=self.device, head=head)
+        if len(dataset) * self.layout.n_outputs < FILLED_OUTPUT_MIN_VALUES:
+            return self.layout.from_margins(torch.cat(list(batches)), proba)
+        out, start = None, 0
+        for compact in batches:
+            if out is None:
+                out = compact.new_empty((len(dataset), self.layout.n_outputs))
+            stop = start + len(compact)
+            self.layout.from_margins(compact, proba, out=out[start:stop])
+            start = stop
+        return out
 
     def dropout_rates(self):
         """The rate of each trunk block (learned ones for concrete dropout)."""
@@ -399,12 +411,10 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         return self.closed_form_
 
     def _structure(self):
-        """The modules and the parameters of the module and the criterion.
-
-        Within a fit they are listed once (both walks cost more than what
-        is done with them each epoch) and listed again when the module or
-        the criterion is replaced; outside one they are walked each call,
-        as a module changed in place between calls must be."""
+        """The modules and the parameters of the module and the criterion:
+        listed once in a fit (again if the module or the criterion is
+        replaced), walked at every call outside one (a module may be
+        changed in place between calls)."""
         roots = (self.module_, self.criterion_)
         cached = self.fit_structure_  # None outside a fit, () before a listing
         if cached and cached[0][0] is roots[0] and cached[0][1] is roots[1]:
@@ -476,8 +486,7 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
-        # A network the closed-form step trains is evaluated by its forward
-        # pass too (the same operations as the module's, see its ``outputs``).
+        # A closed-form network is evaluated by its own forward pass too.
         Xi, yi = batch
         closed_form = self.closed_form_ is not None and not fit_params
         with torch.no_grad():
@@ -534,8 +543,10 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             )
 
 
-# Rows from which prediction goes through the margin head (see task_outputs).
+# Rows from which prediction goes through the margin head (see task_outputs),
+# and output values from which its batches are written into one buffer.
 MARGIN_HEAD_MIN_ROWS = 512
+FILLED_OUTPUT_MIN_VALUES = 1 << 20
 
 def build_net(config, layout, n_features, task_weights):
     """An uninitialised :class:`MultiTaskNeuralNet` for ``config``, the output

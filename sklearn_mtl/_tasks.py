@@ -456,34 +456,47 @@ class OutputLayout:
             logits.copy_(proba.reshape(logits.shape))
         return outputs
 
-    def from_margins(self, compact, proba=True):
+    def from_margins(self, compact, proba=True, out=None):
         """The ``(n, n_outputs)`` outputs from the outputs of a margin head
         (see ``MultiTaskModule.margin_head``): a two-class task's margin
         ``m`` becomes its probabilities ``(sigmoid(-m), sigmoid(m))``, or
         without ``proba`` the logits ``(0, m)``, which give the same labels;
         the other tasks' columns are kept (their softmax applied with
-        ``proba``)."""
+        ``proba``). Written into ``out`` (a ``(n, n_outputs)`` tensor, which
+        is returned) when given: a batch's rows of the whole output."""
         n, start, parts = compact.shape[0], 0, []
         for block in self.blocks:
             width = block.n_tasks * (1 if block.binary else block.size)
             values = compact[:, start : start + width]
             start += width
+            columns = None if out is None else out[:, block.columns]
             if block.binary:
                 # (-m, m) written into one buffer, then one sigmoid in place:
                 # half the passes over the (n, tasks, 2) output, which is
-                # most of the cost of predicting hundreds of tasks.
-                pair = values.new_empty((n, block.n_tasks, 2))
+                # most of the cost of predicting hundreds of tasks; into
+                # ``out`` itself when given.
+                shape = (n, block.n_tasks, 2)
+                if out is None:
+                    pair = values.new_empty(shape)
+                else:
+                    pair = columns.unflatten(1, shape[1:])
                 if proba:
                     torch.neg(values, out=pair[:, :, 0])
                 else:
                     pair[:, :, 0] = 0
                 pair[:, :, 1] = values
-                parts.append((pair.sigmoid_() if proba else pair).reshape(n, -1))
+                values = (pair.sigmoid_() if proba else pair).reshape(n, -1)
+                if out is not None:
+                    continue
             elif block.kind == CLASSIFICATION and proba:
                 shape = (n, block.n_tasks, block.size)
-                parts.append(values.reshape(shape).softmax(dim=2).reshape(n, -1))
-            else:
+                values = values.reshape(shape).softmax(dim=2).reshape(n, -1)
+            if out is None:
                 parts.append(values)
+            else:
+                columns.copy_(values)
+        if out is not None:
+            return out
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def encoded_predictions(self, outputs):

@@ -69,6 +69,21 @@ def test_the_margin_head_predicts_what_the_full_head_predicts():
             compact = torch.addmm(bias, module.trunk(X), weight.T)
         proba = layout.from_margins(compact)
         torch.testing.assert_close(proba, layout.softmax(full.clone()), atol=1e-6, rtol=1e-5)
+        # Written batch by batch into one output: the same logits, and the
+        # same probabilities to float32 rounding (torch's vectorised sigmoid
+        # rounds a few elements otherwise by where they fall in a buffer).
+        binary = OutputLayout((C,) * 3, (2,) * 3)
+        for lay, margins in ((layout, compact), (binary, compact[:, :3])):
+            for keep in (True, False):
+                whole = lay.from_margins(margins, proba=keep)
+                out = torch.full_like(whole, float("nan"))
+                for rows in (slice(0, 17), slice(17, 40), slice(40, 50)):
+                    written = lay.from_margins(margins[rows], keep, out=out[rows])
+                    assert written.data_ptr() == out[rows].data_ptr()
+                if keep:
+                    torch.testing.assert_close(out, whole, rtol=1e-6, atol=1e-7)
+                else:
+                    assert torch.equal(out, whole)
         logits = layout.from_margins(compact, proba=False).numpy()
         pairs = full.numpy()
         for cols in (slice(0, 2), slice(2, 4), slice(8, 10)):  # the two-class tasks
@@ -82,3 +97,30 @@ def test_the_margin_head_predicts_what_the_full_head_predicts():
     assert mmoe.margin_head(layout) is None
     assert with_head_layers.margin_head(layout) is None
     assert MultiTaskModule(6, regression_only).margin_head(regression_only) is None
+
+
+def test_a_large_output_is_written_batch_by_batch_with_the_same_figures(monkeypatch):
+    # Predictions from the margin head are written batch by batch into one
+    # buffer above FILLED_OUTPUT_MIN_VALUES, joined below it: the same labels,
+    # the same probabilities to float32 rounding.
+    import sklearn_mtl._net as net_module
+    from sklearn_mtl import MultiTaskNet
+    from sklearn_mtl._data import make_dataset
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1300, 5)).astype(np.float32)
+    Y = np.column_stack([
+        X[:, 0] > 0, X[:, 1] > 0, np.digitize(X[:, 2], [-0.5, 0.5]), X[:, 3], X[:, 4] > 0,
+    ]).astype(object)
+    est = MultiTaskNet(
+        (8,), task_types=["classification"] * 3 + ["regression", "classification"],
+        max_iter=2, random_state=0,
+    ).fit(X, Y)
+    est.net_.iterator_valid__batch_size = 400  # four batches
+    figures = {}
+    for threshold in (0, 1 << 40):
+        monkeypatch.setattr(net_module, "FILLED_OUTPUT_MIN_VALUES", threshold)
+        figures[threshold] = est.net_.task_outputs(make_dataset(X))
+        figures[threshold, "labels"] = est.predict(X)
+    np.testing.assert_allclose(figures[0], figures[1 << 40], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(figures[0, "labels"], figures[1 << 40, "labels"])
