@@ -100,12 +100,13 @@ class AdamLists:
                 return False
             grads.append(group_grads)
         with torch.no_grad():
-            for group, (params, exp_avgs, exp_avg_sqs, steps, one_kind), group_grads in zip(
-                optimizer.param_groups, self.lists, grads
-            ):
+            groups = zip(optimizer.param_groups, self.lists, grads)
+            for group, lists, group_grads in groups:
+                params, exp_avgs, exp_avg_sqs, steps, one_kind = lists
                 beta1, beta2 = group["betas"]
                 if group["fused"] and one_kind and not _tensors(beta1, beta2):
-                    _fused_step(group, params, group_grads, exp_avgs, exp_avg_sqs, steps)
+                    _fused_step(group, params, group_grads, exp_avgs, exp_avg_sqs,
+                                steps)
                     continue
                 adam(
                     params, group_grads, exp_avgs, exp_avg_sqs, [], steps,
@@ -140,7 +141,8 @@ def _fused_step(group, params, grads, exp_avgs, exp_avg_sqs, steps):
     """``torch.optim.adam._fused_adam`` on tensors of one device and dtype,
     without a gradient scaler or tensor betas: the two calls it makes."""
     torch._foreach_add_(steps, 1)
-    kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+    decoupled = group["decoupled_weight_decay"]
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
         params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
         lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],

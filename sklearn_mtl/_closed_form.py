@@ -15,7 +15,7 @@ Every other network trains through autograd.
 
 import torch
 from torch import nn
-from torch.nn.modules import module as module_hooks_registry
+from torch.nn.modules import module as hook_registry
 
 from ._balancing import Balancer
 from ._dropout import Dropout
@@ -76,7 +76,7 @@ def hooked(modules, parameters):
     )
     return (
         any(getattr(m, name) for m in modules for name in module_hooks)
-        or any(getattr(module_hooks_registry, "_global" + name) for name in module_hooks)
+        or any(getattr(hook_registry, "_global" + name) for name in module_hooks)
         or any(
             p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
             for p in parameters

@@ -469,32 +469,33 @@ class OutputLayout:
             width = block.n_tasks * (1 if block.binary else block.size)
             values = compact[:, start : start + width]
             start += width
-            columns = None if out is None else out[:, block.columns]
+            target = None if out is None else out[:, block.columns]
             if block.binary:
-                # (-m, m) written into one buffer, then one sigmoid in place:
-                # half the passes over the (n, tasks, 2) output, which is
-                # most of the cost of predicting hundreds of tasks; into
-                # ``out`` itself when given.
+                # (-m, m) written into one buffer (``out``'s columns when
+                # given), then one sigmoid in place: half the passes over the
+                # (n, tasks, 2) output, most of the cost of hundreds of tasks.
                 shape = (n, block.n_tasks, 2)
-                if out is None:
+                if target is None:
                     pair = values.new_empty(shape)
                 else:
-                    pair = columns.unflatten(1, shape[1:])
+                    pair = target.unflatten(1, shape[1:])
                 if proba:
                     torch.neg(values, out=pair[:, :, 0])
                 else:
                     pair[:, :, 0] = 0
                 pair[:, :, 1] = values
-                values = (pair.sigmoid_() if proba else pair).reshape(n, -1)
-                if out is not None:
-                    continue
-            elif block.kind == CLASSIFICATION and proba:
+                if proba:
+                    pair.sigmoid_()
+                if target is None:
+                    parts.append(pair.reshape(n, -1))
+                continue
+            if block.kind == CLASSIFICATION and proba:
                 shape = (n, block.n_tasks, block.size)
                 values = values.reshape(shape).softmax(dim=2).reshape(n, -1)
-            if out is None:
+            if target is None:
                 parts.append(values)
             else:
-                columns.copy_(values)
+                target.copy_(values)
         if out is not None:
             return out
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
