@@ -69,7 +69,6 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
     closed_form_ = None  # the ClosedFormStep of a fit under way, if any
     closed_form_key_ = None  # what it was built for (see _closed_form_step)
-    fit_structure_ = None  # the modules and parameters of a fit under way (_structure)
 
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
@@ -153,13 +152,12 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             self.thread_plan_ = ThreadPlan(step, epoch, torch.get_num_threads())
         else:
             self.thread_plan_ = None
-        self.fit_structure_ = ()
         try:
             with fit_threads(self.thread_plan_):
                 self.partial_fit(dataset, epochs=epochs)
         finally:  # also when a fit raises (divergence): neither outlives it
             self.valid_outputs_ = self.closed_form_ = self.closed_form_key_ = None
-            self.adam_lists_ = self.fit_structure_ = None  # references into the net
+            self.adam_lists_ = None  # references to the optimizers' state
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
         stopped = stopper is not None and stopper.misses_ >= stopper.patience
@@ -395,15 +393,16 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
 
     def _closed_form_step(self):
         """``ClosedFormStep.build(self)``, built again only when what it
-        depends on may have changed since the last epoch of this fit: which
-        parameters learn (a callback may freeze or unfreeze some), whether a
-        hook is registered, the adversarial rate, the module or the
-        criterion. Building costs as much as a step on a few hundred rows;
-        this check a tenth of it."""
+        depends on may have changed since the last epoch of this fit: the
+        parameters (a callback may replace a layer) and which of them learn
+        (or freeze or unfreeze some), whether a hook is registered, the
+        adversarial rate, the module or the criterion. Building costs as
+        much as a step on a few hundred rows; this check a tenth of it."""
         modules, parameters = self._structure()
         key = (
             id(self.module_), id(self.criterion_), self.adversarial_epsilon,
-            hooked(modules, parameters), *(p.requires_grad for p in parameters),
+            hooked(modules, parameters),
+            *((id(p), p.requires_grad) for p in parameters),
         )
         if key != self.closed_form_key_:
             self.closed_form_ = ClosedFormStep.build(self)
@@ -411,30 +410,31 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         return self.closed_form_
 
     def _structure(self):
-        """The modules and the parameters of the module and the criterion:
-        listed once in a fit (again if the module or the criterion is
-        replaced), walked at every call outside one (a module may be
-        changed in place between calls)."""
+        """The modules and the parameters of the module and the criterion,
+        walked at every call (a callback may change them in place)."""
         roots = (self.module_, self.criterion_)
-        cached = self.fit_structure_  # None outside a fit, () before a listing
-        if cached and cached[0][0] is roots[0] and cached[0][1] is roots[1]:
-            return cached[1]
-        structure = (
+        return (
             [m for root in roots for m in root.modules()],
             [p for root in roots for p in root.parameters()],
         )
-        if cached is not None:
-            self.fit_structure_ = (roots, structure)
-        return structure
+
+    def _closed_form_now(self, fit_params):
+        """Whether this batch takes the closed-form step (or its forward
+        pass): not with fit parameters, and, when a callback listens per
+        batch (it may register a hook for one batch), not while a hook is
+        registered."""
+        if self.closed_form_ is None or fit_params:
+            return False
+        return not (self.batch_listeners_ and hooked(*self._structure()))
 
     def _set_training(self, training=True):
         # skorch's sets each mode through nn.Module.train, a recursive walk
         # with a slow attribute write per module, twice an epoch (training,
         # then validation): here the flags are written directly, and the
         # module's rule for a frozen trunk's batch norm applied after.
-        modules, _ = self._structure()
-        for module in modules:
-            module.__dict__["training"] = training
+        for root in (self.module_, self.criterion_):
+            for module in root.modules():
+                module.__dict__["training"] = training
         self.module_.keep_frozen_statistics()
 
     def _step_optimizer(self, step_fn):
@@ -457,7 +457,7 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         Xi, yi = batch
         criterion = self.criterion_
         balancer = criterion.balancer
-        closed_form = self.closed_form_ is not None and not fit_params
+        closed_form = self._closed_form_now(fit_params)
         if closed_form:  # writes every gradient, the penalty's L2 part included
             y_pred, loss = self.closed_form_(Xi, *yi)
         else:
@@ -486,11 +486,11 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
-        # A closed-form network is evaluated by its own forward pass too.
+        # A closed-form network is evaluated by its own forward pass too
+        # (not when a callback put the module in training mode for it).
         Xi, yi = batch
-        closed_form = self.closed_form_ is not None and not fit_params
         with torch.no_grad():
-            if closed_form:
+            if self._closed_form_now(fit_params) and not self.module_.training:
                 y_pred = self.closed_form_.outputs(Xi)
             else:
                 y_pred = self.infer(Xi, **fit_params)

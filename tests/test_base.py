@@ -398,24 +398,33 @@ def test_joblib_workers_run_one_torch_thread_each(data):
         assert fitted.net_.history[:, "threads"] == [expected, expected]
 
 
-def test_a_fit_lists_the_modules_once_and_again_when_one_is_replaced():
-    # Within a fit the modes and the closed-form check read one listing of
-    # the modules and parameters, listed again when the module or the
-    # criterion is replaced; outside a fit every call walks them.
+def test_a_layer_replaced_by_a_callback_is_trained_and_switched():
+    # A callback that replaces a trunk layer in place (the module object
+    # unchanged) gets the new layer trained and put in each phase's mode.
+    from skorch.callbacks import Callback
+
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(60, 4)).astype(np.float32)
-    net = MultiTaskNetClassifier((8,), max_iter=1, random_state=0).fit(X, X[:, 0] > 0).net_
-    assert net.fit_structure_ is None
-    first = net._structure()
-    assert first is not net._structure() and net.fit_structure_ is None
-    net.fit_structure_ = ()  # as train_epochs sets it
-    listed = net._structure()
-    assert net._structure() is listed
-    net.initialize_criterion()
-    relisted = net._structure()
-    assert relisted is not listed and net.criterion_ in relisted[0]
-    assert net._structure() is relisted
-    assert len(relisted[1]) == len(list(net.module_.parameters()))
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    modes, fresh = [], {}
+
+    class Swap(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            if len(net.history) == 2:
+                fresh["layer"] = torch.nn.Linear(4, 6)
+                fresh["weight"] = fresh["layer"].weight.detach().clone()
+                net.module_.trunk[0] = fresh["layer"]
+                net.optimizer_.add_param_group({"params": list(fresh["layer"].parameters())})
+
+        def on_batch_begin(self, net, training=False, **kwargs):
+            modes.append((training, net.module_.trunk[0].training))
+
+    MultiTaskNetClassifier(
+        (6,), max_iter=3, batch_size=50, early_stopping=True, validation_fraction=0.2,
+        n_iter_no_change=10, random_state=0, callbacks=[Swap()],
+    ).fit(X, y)
+    assert all(training == mode for training, mode in modes)
+    assert not torch.equal(fresh["layer"].weight.detach(), fresh["weight"])  # trained
 
 
 def test_prediction_and_validation_set_the_mode_once(monkeypatch):

@@ -275,3 +275,28 @@ def test_a_hooked_network_trains_through_its_module(monkeypatch):
         handle.remove()
     plain.net_.module_.trunk[0].weight.register_hook(lambda grad: grad)
     assert ClosedFormStep.build(plain.net_) is None  # and a gradient hook
+
+
+def test_a_hook_registered_for_one_batch_is_called():
+    # A callback that listens per batch may register a hook for one batch:
+    # that batch goes through the module (training and validation alike).
+    from skorch.callbacks import Callback
+
+    X, Y = _data(200)
+    y = Y[:, [0, 3]].astype(int)
+    calls = []
+
+    class OneBatch(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            self.handle = net.module_.trunk[0].register_forward_hook(
+                lambda module, args, out: calls.append(training)
+            )
+
+        def on_batch_end(self, net, **kwargs):
+            self.handle.remove()
+
+    MultiTaskNetClassifier(
+        (6,), max_iter=2, batch_size=50, early_stopping=True, validation_fraction=0.2,
+        n_iter_no_change=10, random_state=0, callbacks=[OneBatch()],
+    ).fit(X, y)
+    assert calls == ([True] * 4 + [False]) * 2
