@@ -104,7 +104,8 @@ class AdamLists:
             for group, lists, group_grads in groups:
                 params, exp_avgs, exp_avg_sqs, steps, one_kind = lists
                 beta1, beta2 = group["betas"]
-                if group["fused"] and one_kind and not _tensors(beta1, beta2):
+                plain_betas = not (torch.is_tensor(beta1) or torch.is_tensor(beta2))
+                if group["fused"] and one_kind and plain_betas:
                     _fused_step(group, params, group_grads, exp_avgs, exp_avg_sqs,
                                 steps)
                     continue
@@ -131,10 +132,6 @@ def _one_kind(params, states):
     }
     step_devices = {s["step"].device for s in states}
     return len(kinds) == 1 and step_devices == {params[0].device}
-
-
-def _tensors(*values):
-    return any(torch.is_tensor(v) for v in values)
 
 
 def _fused_step(group, params, grads, exp_avgs, exp_avg_sqs, steps):
