@@ -61,7 +61,8 @@ class TaskScores:
     Equal to :func:`~sklearn_mtl.metrics.per_task_scores` with ``weights`` as
     per-task sample weights and the zero-weight entries left out, R² of a
     constant column included (1 for a perfect prediction, else 0, as
-    ``r2_score``).
+    ``r2_score``; a column is constant when its labelled targets are all
+    equal, whatever the rounding of their weighted spread).
     """
 
     def __init__(self, targets, is_classification, weights):
@@ -72,22 +73,45 @@ class TaskScores:
         self.total = np.where(self.labelled, total, 1.0)
         self.targets = np.where(self.labels, targets, 0.0).astype(float)
         mean = (self.weights * self.targets).sum(axis=0) / self.total
-        self.spread = (self.weights * (self.targets - mean) ** 2).sum(axis=0)
+        spread = (self.weights * (self.targets - mean) ** 2).sum(axis=0)
+        # A constant column is one whose labelled targets are all equal
+        # (its rounded spread need not be exactly 0).
+        lowest = np.where(self.labels, targets, np.inf).min(axis=0, initial=np.inf)
+        highest = np.where(self.labels, targets, -np.inf).max(axis=0, initial=-np.inf)
+        self.has_spread = highest > lowest
+        self.spread = np.where(self.has_spread, spread, 1.0)  # no division by 0
         self.is_classification = is_classification
+        # The columns of each kind: all of them (a view, no copy) when
+        # every task is of that kind.
+        self.accuracy_columns = _columns(is_classification)
+        self.r2_columns = _columns(~is_classification)
 
     def __call__(self, predicted):
-        weights, targets = self.weights, self.targets
         predicted = np.where(self.labels, predicted, 0.0)  # an unlabelled inf adds nothing
-        accuracy = (weights * (targets == predicted)).sum(axis=0) / self.total
-        residual = (weights * (targets - predicted) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(
-                self.spread > 0, 1 - residual / self.spread,
-                np.where(residual > 0, 0.0, 1.0),
+        scores = np.empty(len(self.total))
+        columns = self.accuracy_columns
+        if columns is not None:
+            hits = self.weights[:, columns] * (self.targets[:, columns] == predicted[:, columns])
+            scores[columns] = hits.sum(axis=0) / self.total[columns]
+        columns = self.r2_columns
+        if columns is not None:
+            residual = self.weights[:, columns] * (
+                self.targets[:, columns] - predicted[:, columns]
+            ) ** 2
+            residual = residual.sum(axis=0)
+            scores[columns] = np.where(
+                self.has_spread[columns], 1 - residual / self.spread[columns],
+                residual <= 0,
             )
-        return np.where(
-            self.labelled, np.where(self.is_classification, accuracy, r2), np.nan
-        )
+        return np.where(self.labelled, scores, np.nan)
+
+
+def _columns(selected):
+    """An index of the ``selected`` columns: ``slice(None)`` for all of them,
+    None for none."""
+    if selected.all():
+        return slice(None)
+    return np.flatnonzero(selected) if selected.any() else None
 
 
 class EpochLoss(PassthroughScoring):

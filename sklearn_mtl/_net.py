@@ -371,9 +371,9 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             self.valid_outputs_ = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         sums = torch.stack(task_sums).sum(dim=0)
         values = torch.cat([torch.stack(losses).float(), sums.ravel()]).tolist()
-        batch_losses, (weighted, total) = values[: len(losses)], np.reshape(
-            values[len(losses) :], (2, -1)
-        )
+        n, n_tasks = len(losses), sums.shape[1]
+        batch_losses = values[:n]
+        weighted, total = values[n : n + n_tasks], values[n + n_tasks :]
         epoch = self.history[-1]  # written directly: one lookup, not one per key
         if not listen:
             epoch["batches"].extend({} for _ in losses)

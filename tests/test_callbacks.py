@@ -150,6 +150,14 @@ def test_task_scores_match_per_task_scores():
     expected = per_task_scores(truth, predicted, kinds, sample_weight=weights)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert np.isnan(got[3]) and got[2] == 1.0 and got[4] == 0.0
+    # Tasks of one kind only: every column is read in place.
+    for kind in ("classification", "regression"):
+        same = [t for t, k in enumerate(kinds) if k == kind]
+        one_kind = TaskScores(
+            targets[:, same], np.array([kind == "classification"] * len(same)),
+            weights[:, same],
+        )
+        np.testing.assert_allclose(one_kind(predicted[:, same]), got[same], rtol=1e-14)
 
 
 def test_epoch_losses_are_the_batch_means_skorch_records():

@@ -202,3 +202,14 @@ def test_scorer_factory_errors(tasks, fitted):
         make_task_scorers("accuracy", 0)
     with pytest.raises(ValueError, match="scorer is for task 2 but y has 2 tasks"):
         make_task_scorer("accuracy", task=2)(fitted, X, Y)
+
+
+def test_mean_score_is_the_mean_over_the_scored_tasks():
+    from sklearn_mtl.metrics import mean_score
+
+    scores = np.random.RandomState(0).uniform(-1, 1, size=300)
+    scores[::7] = np.nan
+    assert mean_score(scores) == pytest.approx(np.nanmean(scores), rel=1e-15)
+    assert mean_score([0.5, np.nan, 0.25]) == 0.375
+    assert np.isnan(mean_score([np.nan, np.nan])) and np.isnan(mean_score([]))
+    assert type(mean_score(np.float32([0.5]))) is float
