@@ -91,7 +91,9 @@ class TaskScores:
         scores = np.empty(len(self.total))
         columns = self.accuracy_columns
         if columns is not None:
-            hits = self.weights[:, columns] * (self.targets[:, columns] == predicted[:, columns])
+            hits = self.weights[:, columns] * (
+                self.targets[:, columns] == predicted[:, columns]
+            )
             scores[columns] = hits.sum(axis=0) / self.total[columns]
         columns = self.r2_columns
         if columns is not None:
