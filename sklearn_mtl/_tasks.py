@@ -545,7 +545,12 @@ class TaskDecoder:
             chunk = specs[block.first : stop]
             if block.kind == CLASSIFICATION:
                 first = chunk[0].classes
-                shared = all(np.array_equal(spec.classes, first) for spec in chunk)
+                # Equal labels of another dtype (0/1 and False/True) are not
+                # shared: each task keeps its own.
+                shared = all(
+                    spec.classes.dtype == first.dtype and np.array_equal(spec.classes, first)
+                    for spec in chunk
+                )
                 labels = first if shared else [spec.classes for spec in chunk]
             else:
                 labels = (

@@ -105,6 +105,21 @@ def test_task_decoder_matches_each_task_decoded_alone():
     np.testing.assert_allclose(values, outputs[:, 6:8] * [3.0, 0.5] + [2.0, -1.0], rtol=1e-6)
 
 
+def test_equal_labels_of_other_dtypes_decode_each_as_its_own():
+    # 0/1 and False/True compare equal, but each task keeps its labels.
+    specs = [
+        TaskSpec(C, classes=np.array([False, True])),
+        TaskSpec(C, classes=np.array([0, 1])),
+        TaskSpec(C, classes=np.array([0.0, 1.0])),
+    ]
+    layout = OutputLayout.from_tasks(specs)
+    outputs = np.array([[0.0, 1.0] * 3, [1.0, 0.0] * 3], dtype=np.float32)
+    decoded = TaskDecoder(specs, 3, layout)(outputs)
+    assert decoded.dtype == object
+    assert [type(v) for v in decoded[0]] == [bool, int, float]
+    assert decoded.tolist() == [[True, 1, 1.0], [False, 0, 0.0]]
+
+
 def test_integer_labels_are_counted_and_encoded_as_offsets():
     from sklearn_mtl._tasks import _distinct
 
