@@ -48,6 +48,8 @@ class TaskSpec:
         """Class indices or standardised values as float32; NaN where missing."""
         encoded = np.full(len(column), np.nan, dtype=np.float32)
         labelled = column[~missing]
+        if self.kind == CLASSIFICATION and len(labelled):
+            _check_label_kind(self.classes, labelled, source)
         if self.kind == CLASSIFICATION and _is_range(self.classes, labelled):
             encoded[~missing] = labelled - self.classes[0]  # labels 0..K-1 and such
         elif self.kind == CLASSIFICATION:
@@ -66,6 +68,18 @@ class TaskSpec:
         else:
             encoded[~missing] = (labelled.astype(np.float64) - self.mean) / self.scale
         return encoded
+
+
+def _check_label_kind(classes, labels, source):
+    """Booleans and numbers compare equal (``True == 1``), but a model of
+    one does not take the other's labels."""
+    kinds = {classes.dtype.kind, labels.dtype.kind}
+    if "b" in kinds and kinds & set("iuf"):
+        raise ValueError(
+            f"{source} holds {labels.dtype} labels but the model's classes "
+            f"{classes!r} are {classes.dtype}: the labels' type is fixed when "
+            f"training starts. With warm_start, refit with warm_start=False."
+        )
 
 
 def _is_range(classes, labels):

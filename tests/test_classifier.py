@@ -125,6 +125,22 @@ def test_partial_fit_with_classes(two_task_data):
         clf.partial_fit(X[:5], np.column_stack([["green"] * 5, ["0"] * 5]))
 
 
+def test_a_warm_start_does_not_take_booleans_for_integer_labels():
+    # True == 1, but a model of 0/1/2 labels is not one of False/True.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = rng.randint(0, 3, 60)
+    clf = MultiTaskNetClassifier((8,), max_iter=2, warm_start=True, random_state=0)
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="y holds bool labels but the model's classes"):
+        clf.fit(X, y == 0)
+    clf.fit(X, y.astype(float))  # 0.0 is the label 0, as in MLPClassifier
+    boolean = MultiTaskNetClassifier((8,), max_iter=2, warm_start=True, random_state=0)
+    boolean.fit(X, y == 0)
+    with pytest.raises(ValueError, match="y holds int64 labels but the model's classes"):
+        boolean.fit(X, (y == 0).astype(np.int64))
+
+
 def test_predict_log_proba(fitted):
     clf, X, _ = fitted
     np.testing.assert_allclose(
