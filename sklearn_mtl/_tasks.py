@@ -66,8 +66,27 @@ class TaskSpec:
                 )
             encoded[~missing] = index
         else:
-            encoded[~missing] = (labelled.astype(np.float64) - self.mean) / self.scale
+            values = real_values(labelled, f"A task of {source}")
+            encoded[~missing] = (values - self.mean) / self.scale
         return encoded
+
+
+def real_values(labelled, what):
+    """A regression task's labelled values as float64: real numbers only
+    (numpy would parse strings and drop an imaginary part)."""
+    text_or_complex = labelled.dtype.kind in "USc" or (
+        labelled.dtype == object
+        and any(isinstance(v, (str, bytes, complex)) for v in labelled)
+    )
+    try:
+        if text_or_complex:
+            raise TypeError
+        return labelled.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what} is a regression task but holds values that are not real "
+            f"numbers, such as {labelled[:1].tolist()[0]!r}."
+        ) from None
 
 
 def _check_label_kind(classes, labels, source):
@@ -285,13 +304,7 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
                 f"labelled samples; a classification task needs at least 2 classes."
             )
         return TaskSpec(CLASSIFICATION, classes=classes)
-    try:
-        values = labelled.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"Task {task} of {source} is a regression task but holds non-numeric "
-            f"values such as {labelled[0]!r}."
-        ) from None
+    values = real_values(labelled, f"Task {task} of {source}")
     if not np.all(np.isfinite(values)):
         raise ValueError(
             f"Input {source} contains infinity or a value too large for "

@@ -342,8 +342,20 @@ def test_regressor_bad_targets(data):
     y[0, 1] = np.inf
     with pytest.raises(ValueError, match="Input y contains infinity"):
         MultiTaskNetRegressor(**FAST).fit(X, y)
-    with pytest.raises(ValueError, match="regression task but holds non-numeric"):
+    not_real = "Task 0 of y is a regression task but holds values that are not real"
+    with pytest.raises(ValueError, match=not_real):
         MultiTaskNetRegressor(**FAST).fit(X, np.array(["a", "b"] * 150))
+    # Neither parsed from text nor cut to their real part, as numpy would.
+    with pytest.raises(ValueError, match=not_real + ".* '1.5'"):
+        MultiTaskNetRegressor(**FAST).fit(X, np.array(["1.5", "2.5"] * 150))
+    with pytest.raises(ValueError, match=not_real + r".* \(1\+2j\)"):
+        MultiTaskNetRegressor(**FAST).fit(X, np.array([1 + 2j, 3] * 150))
+    mixed = np.array([1.5, "2.5"] * 150, dtype=object)
+    with pytest.raises(ValueError, match=not_real):
+        MultiTaskNetRegressor(**FAST).fit(X, mixed)
+    est = MultiTaskNetRegressor(**FAST, warm_start=True).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="A task of y is a regression task but holds"):
+        est.fit(X, X[:, 0].astype(str))
 
 
 def test_diverging_fit_stops_with_advice():
