@@ -399,6 +399,11 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
                 )
             else:
                 train, valid = make_dataset(X, targets, weights, config.device), None
+            if self.batch_size != "auto" and self.batch_size > len(train):
+                warnings.warn(  # MLPClassifier's warning; a batch is all the rows
+                    "Got `batch_size` less than 1 or larger than sample size. It is "
+                    "going to be clipped"
+                )
             if continuing:
                 self.net_.retune(config, task_weights)
             else:

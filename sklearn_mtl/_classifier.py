@@ -8,7 +8,7 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._docs import TEMPLATE
-from ._tasks import CLASSIFICATION
+from ._tasks import CLASSIFICATION, per_task_classes
 
 
 class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
@@ -163,6 +163,11 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
         if class_weight is None:
             return None
         per_class = compute_class_weight(class_weight, classes=spec.classes, y=labels)
+        if not np.all(np.isfinite(per_class) & (per_class >= 0)):
+            raise ValueError(  # it scales the loss, as sample_weight does
+                f"class_weight must give finite, non-negative weights; got "
+                f"{class_weight!r} for task {task}."
+            )
         return per_class[np.searchsorted(spec.classes, labels)]
 
     def _set_task_attributes(self):
@@ -182,8 +187,10 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
             Labels of each task; ``NaN`` or ``None`` marks a missing label.
         classes : array-like or list of array-like, default=None
             All labels of the task (or, for a 2-D ``y``, a list with the labels
-            of each task). Used on the first call only; when ``None`` the
-            labels present in the first ``y`` are all the model will know.
+            of each task, or one list of labels that every task has, as
+            ``MLPClassifier``'s multi-label ``classes=[0, 1]``). Used on the
+            first call only; when ``None`` the labels present in the first
+            ``y`` are all the model will know.
         aux_targets : array-like or DataFrame of shape (n_samples, n_aux_tasks), \
                 default=None
             Auxiliary tasks, as in :meth:`fit`; their kinds and labels are
@@ -207,7 +214,7 @@ class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):
     def _check_same_classes(self, classes):
         """``classes`` of a later ``partial_fit`` must be those of the first."""
         tasks = self.tasks_[: self._n_main_tasks]
-        given = [classes] if self._y_1d else list(classes)
+        given = per_task_classes(classes, self._y_1d, len(tasks))
         if len(given) != len(tasks) or not all(
             np.array_equal(np.unique(np.asarray(labels)), spec.classes)
             for labels, spec in zip(given, tasks)

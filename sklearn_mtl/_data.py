@@ -159,19 +159,31 @@ def early_stopping_datasets(
     the estimator's score, and a task without labels has a NaN score, which
     the mean over tasks skips.
     """
-    if stratify_first and stratify_if_possible:
-        stratify_first = _can_stratify(targets[:, 0], validation_fraction)
-    train_rows, valid_rows = train_test_split(
-        np.arange(X.shape[0]),
-        test_size=validation_fraction,
-        stratify=targets[:, 0] if stratify_first else None,
-        random_state=rng,
-    )
-    if len(valid_rows) < 2:
+    # As train_test_split counts them; checked first, as MLPClassifier (which
+    # stratifies two classes only) finds it.
+    if math.ceil(validation_fraction * X.shape[0]) < 2:
         raise ValueError(
             "The validation set is too small. Increase 'validation_fraction' "
             "or the size of your dataset."
         )
+    if stratify_first and stratify_if_possible:
+        stratify_first = _can_stratify(targets[:, 0], validation_fraction)
+    try:
+        train_rows, valid_rows = train_test_split(
+            np.arange(X.shape[0]),
+            test_size=validation_fraction,
+            stratify=targets[:, 0] if stratify_first else None,
+            random_state=rng,
+        )
+    except ValueError as exc:
+        if not stratify_first:
+            raise
+        raise ValueError(
+            f"{exc}. The validation split of early stopping is stratified on the "
+            f"first task of y: increase validation_fraction (now "
+            f"{validation_fraction}), or use early_stopping='auto', which splits "
+            f"without stratifying where it cannot stratify."
+        ) from None
     valid_weights = weights[valid_rows]
     valid_weights[:, n_main:] = 0
     return (

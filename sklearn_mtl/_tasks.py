@@ -301,7 +301,9 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
         if len(classes) < 2:
             raise ValueError(
                 f"Task {task} of {source} has only one class ({classes[0]}) among its "
-                f"labelled samples; a classification task needs at least 2 classes."
+                f"labelled samples; a classification task needs at least 2 classes "
+                f"(with partial_fit, pass every label with classes= on its first "
+                f"call)."
             )
         return TaskSpec(CLASSIFICATION, classes=classes)
     values = real_values(labelled, f"Task {task} of {source}")
@@ -318,13 +320,26 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
     return TaskSpec(REGRESSION, mean=mean, scale=scale if scale > 0 else 1.0)
 
 
+def per_task_classes(classes, one_d, n_tasks):
+    """``partial_fit``'s ``classes`` as a list with the labels of each task:
+    of a 1-D ``y``'s task; of each task of a 2-D ``y``, where one list of
+    labels (``MLPClassifier``'s multi-label ``classes=[0, 1]``) is every
+    task's."""
+    if one_d:
+        return [classes]
+    per_task = list(classes)
+    if all(np.ndim(labels) == 0 for labels in per_task):
+        return [classes] * n_tasks
+    return per_task
+
+
 def declared_specs(classes, one_d, n_tasks):
     """The :class:`TaskSpec` of classification tasks whose labels are given.
 
     ``classes`` is the label set of the single task of a 1-D ``y``, or a
     sequence with one label set per task of a 2-D ``y``.
     """
-    per_task = [classes] if one_d else list(classes)
+    per_task = per_task_classes(classes, one_d, n_tasks)
     if len(per_task) != n_tasks:
         raise ValueError(
             f"classes must have one array of labels per task (column of y); got "

@@ -155,7 +155,8 @@ def test_pcgrad_steps_without_the_component_that_conflicts():
     target = X[:, 0] - X[:, 1]
     y = np.column_stack([target, -target])
     reg = MultiTaskNetRegressor(
-        (16,), alpha=0, batch_size=200, max_iter=1, random_state=0, warm_start=True,
+        (16,), alpha=0, batch_size=200, max_iter=1, early_stopping=False, random_state=0,
+        warm_start=True,
         task_balancing="pcgrad", callbacks=[("grads", TrunkGradients())],
     ).fit(X, y)
     head = reg.net_.module_.heads[0]

@@ -65,6 +65,18 @@ def test_early_stopping_split_errors_are_mlps(data):
         MultiTaskNetClassifier((4,), early_stopping=True).fit(X, one_member)
     with pytest.raises(ValueError, match="The validation set is too small"):
         MultiTaskNetRegressor((4,), early_stopping=True).fit(X[:10], X[:10, 0])
+    # Too few validation rows for the classes: that message first, as MLP's.
+    three = np.arange(len(y)) % 3
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        MultiTaskNetClassifier(
+            (4,), early_stopping=True, validation_fraction=0.005
+        ).fit(X, three)
+    ten = np.arange(len(y)) % 10  # 6 validation rows for 10 classes
+    with pytest.raises(ValueError, match="(?s)number of classes = 10.*stratified on the "
+                       "first task of y: increase validation_fraction \\(now 0.05\\)"):
+        MultiTaskNetClassifier(
+            (4,), early_stopping=True, validation_fraction=0.05
+        ).fit(X, ten)
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
         MultiTaskNetClassifier((4,), early_stopping=True).partial_fit(X, y)
 
@@ -102,3 +114,41 @@ def test_a_missing_value_is_not_a_class():
             [[1, 2], [2, 1]], np.array([[0, "a"], [1, "b"]], dtype=object),
             classes=[[0, 1], ["a", "b", None]],
         )
+
+
+def test_a_batch_size_above_the_training_rows_is_clipped_with_mlps_warning(data):
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = data  # 120 rows, 108 of them trained on with early stopping
+    for Estimator in (MLPClassifier, MultiTaskNetClassifier):
+        for params in ({"batch_size": 500}, {"batch_size": 110, "early_stopping": True}):
+            with pytest.warns(UserWarning, match="larger than sample size. It is going"):
+                Estimator((4,), max_iter=2, random_state=0, **params).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            Estimator((4,), batch_size=120, max_iter=2, random_state=0).fit(X, y)
+
+
+def test_one_list_of_classes_serves_every_task_of_a_multilabel_y(data):
+    # MLPClassifier's multi-label partial_fit takes classes=[0, 1].
+    X, y = data
+    Y = np.column_stack([y, 1 - y, (X[:, 2] > 0).astype(int)])
+    clf = MultiTaskNetClassifier((4,), random_state=0)
+    for _ in range(2):  # the same classes again on later calls
+        clf.partial_fit(X, Y, classes=[0, 1])
+    assert [c.tolist() for c in clf.classes_] == [[0, 1]] * 3
+    with pytest.raises(ValueError, match="is not the same as on last call"):
+        clf.partial_fit(X, Y, classes=[0, 1, 2])
+    first = MultiTaskNetClassifier((4,), random_state=0)
+    with pytest.raises(ValueError, match="with partial_fit, pass every label with classes="):
+        first.partial_fit(X, np.zeros_like(Y))
+
+
+def test_a_negative_class_weight_is_an_error(data):
+    X, y = data
+    with pytest.raises(ValueError, match="class_weight must give finite, non-negative "
+                       "weights; got \\{0: -1\\} for task 0"):
+        MultiTaskNetClassifier((4,), max_iter=1, class_weight={0: -1}).fit(X, y)
