@@ -144,10 +144,11 @@ default="fixed"
         Whether to shuffle the rows every epoch.
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the rows{stratified}, stop when
-        the validation {score} has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best epoch's weights.
-        Without it, training stops when the training loss has not improved
-        by ``tol`` for ``n_iter_no_change`` epochs. ``"auto"`` (as in
+        the validation {score} has not beaten its best by ``tol`` for
+        ``n_iter_no_change + 1`` epochs in a row (``MLPClassifier``'s rule),
+        and restore the best epoch's weights. Without it, training stops
+        when the training loss has not beaten its best by ``tol`` for as
+        many epochs. ``"auto"`` (as in
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`) turns it
         on in ``fit`` on at least 200 rows and off in ``partial_fit`` and on
         fewer rows; ``early_stopping_`` says which. Under ``"auto"`` a split
@@ -156,9 +157,9 @@ default="fixed"
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping.
     n_iter_no_change : int, default=20
-        Epochs without improvement before stopping (``MLPClassifier``'s
-        default is 10; twice that won on every data set of the defaults
-        study, see README "Decisions").
+        Epochs without an improvement by ``tol`` on the best so far that
+        training goes on for: it stops at the next (``MLPClassifier``'s
+        default is 10; see README "Decisions" for 20).
     tol : float, default=1e-4
         Least improvement that counts.
 {extra_parameters}    random_state : int, RandomState instance or None, default=None

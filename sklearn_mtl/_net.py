@@ -160,7 +160,7 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             self.adam_lists_ = None  # references to the optimizers' state
         self._set_training(False)
         stopper = dict(self.callbacks_).get("stopping")
-        stopped = stopper is not None and stopper.misses_ >= stopper.patience
+        stopped = stopper is not None and stopper.stopped
         return self.epochs_run_, stopped
 
     def initialize_callbacks(self):

@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier, MultiTaskNetRegressor
@@ -152,3 +153,52 @@ def test_a_negative_class_weight_is_an_error(data):
     with pytest.raises(ValueError, match="class_weight must give finite, non-negative "
                        "weights; got \\{0: -1\\} for task 0"):
         MultiTaskNetClassifier((4,), max_iter=1, class_weight={0: -1}).fit(X, y)
+
+
+def _mlp_rule_stop(curve, early_stopping, tol, n_iter_no_change):
+    """The epoch at which MLPClassifier's own rule, run on ``curve`` (losses,
+    or validation scores with ``early_stopping``), stops, and its best epoch."""
+    from sklearn.neural_network import MLPClassifier
+
+    mlp = MLPClassifier(tol=tol, n_iter_no_change=n_iter_no_change)
+    mlp.best_loss_, mlp.best_validation_score_ = np.inf, -np.inf
+    mlp._no_improvement_count, mlp.loss_curve_, mlp.validation_scores_ = 0, [], []
+    mlp.coefs_ = mlp.intercepts_ = []
+    scores = iter(curve)
+    mlp._score = lambda X, y, sample_weight=None: next(scores)
+    best = 0
+    for epoch, value in enumerate(curve, 1):
+        before = mlp.best_validation_score_ if early_stopping else mlp.best_loss_
+        mlp.loss_curve_.append(value)
+        mlp._update_no_improvement_count(early_stopping, None, None, None)
+        after = mlp.best_validation_score_ if early_stopping else mlp.best_loss_
+        best = epoch if after != before else best
+        if mlp._no_improvement_count > mlp.n_iter_no_change:
+            return epoch, best
+    return None, best
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_stopping_rule_is_mlps(early_stopping):
+    # A best that moves at every improvement, however small, and a stop
+    # after n_iter_no_change + 1 epochs that do not beat it by tol; with
+    # early stopping the best epoch's weights are the model's.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    est = MultiTaskNetClassifier(
+        (8,), learning_rate_init=3e-3, early_stopping=early_stopping, tol=1e-3,
+        n_iter_no_change=4, max_iter=300, random_state=0,
+    ).fit(X, y)
+    curve = est.validation_scores_ if early_stopping else est.loss_curve_
+    stop, best = _mlp_rule_stop(curve, early_stopping, 1e-3, 4)
+    assert stop == est.n_iter_ < 300
+    stopper = dict(est.net_.callbacks_)["stopping"]
+    assert stopper.best_epoch_ == best
+    if early_stopping:
+        assert est.best_validation_score_ == curve[best - 1] == max(curve)
+        valid = est.net_.module_.state_dict()
+        for name, tensor in stopper.best_model_weights_.items():
+            assert torch.equal(valid[name], tensor)  # restored
+    else:
+        assert est.best_loss_ == min(curve)
