@@ -92,7 +92,10 @@ class ClosedFormStep:
     was there), sets the criterion's ``last_losses_`` (without a graph) and
     ``last_sums_`` as the criterion's forward pass does, and returns the
     outputs and the training loss (the combined task losses plus the
-    penalty's value), both without a graph. The L2 part of the penalty's
+    penalty's value), both without a graph; while ``deferred`` holds a
+    :class:`DeferredLosses`, the loss is left there to compute (None is
+    returned in its place, and the criterion's records are set at the
+    phase's end). The L2 part of the penalty's
     gradient, ``alpha * (1 - l1_ratio) * W``, is written with each weight's
     gradient (one ``addmm``); the L1 part is the net's to add
     (``penalty_gradient(l2=False)``).
@@ -106,6 +109,8 @@ class ClosedFormStep:
     ``softmax(z) - onehot(y)`` for more classes, ``2 * (z - y)`` for a
     regression task.
     """
+
+    deferred = None  # the DeferredLosses of the phase under way, if any
 
     def __init__(self, net, layers, head):
         self.net = net
@@ -171,11 +176,18 @@ class ClosedFormStep:
             outputs = torch.addmm(self.head.bias, x, self.head.weight.T)
             total = weights.sum(dim=0)
             safe_total = total.clamp_min(1e-12)
-            task_weights = criterion.balance()
+            deferred = self.deferred
+            if deferred is None:
+                task_weights = criterion.balance()
+            else:  # the phase's
+                task_weights = deferred.task_weights
             scale = weights * (task_weights / safe_total)
             losses, grad = self._losses(outputs, targets, scale)
             self._backward(grad, x, saved)
             weighted = (losses * weights).sum(dim=0)
+            if deferred is not None:  # the loss is computed at the phase's end
+                deferred.add(weighted, total)
+                return outputs, None
             task_losses = weighted / safe_total
             criterion.last_sums_ = torch.stack([weighted, total])
             criterion.last_losses_ = task_losses
@@ -249,3 +261,117 @@ class ClosedFormStep:
             linear.bias.grad = grad.sum(dim=0)
             if i:
                 grad = grad @ linear.weight
+
+
+class DeferredLosses:
+    """The training losses of one phase of closed-form steps, computed at its
+    end.
+
+    With no callback listening per batch nothing reads a step's loss before
+    the phase ends, and the few operations that combine a step's task
+    losses and add the penalty's value cost, on a few hundred rows, as much
+    as the step's arithmetic: for the whole phase at once they are run
+    once. Each step leaves its tasks' weighted loss sums and loss weights,
+    and the norms of the penalised weights are taken then, at the step's
+    weights (:meth:`add`); the task weights are the phase's (nothing changes
+    them within it). :meth:`losses` gives each step's loss as the step
+    would have returned it, to float rounding.
+    """
+
+    def __init__(self, net, weights):
+        self.net = net
+        self.weights = weights  # the penalised weight matrices
+        self.task_weights = net.criterion_.balance()
+        self.weighted, self.totals, self.l2, self.l1 = [], [], [], []
+
+    def add(self, weighted, total):
+        """Keep a step's ``(n_tasks,)`` weighted loss sums and loss weights,
+        and the penalty's norms at its weights."""
+        self.weighted.append(weighted)
+        self.totals.append(total)
+        if self.net.alpha:
+            l2, l1 = self.net.penalty_norms(self.weights)
+            self.l2.extend(l2 or ())
+            self.l1.extend(l1 or ())
+
+    def losses(self):
+        """Each step's training loss ``(n_steps,)`` and the phase's
+        ``(2, n_tasks)`` sums of the tasks' weighted losses and weights; the
+        criterion's ``last_sums_`` and ``last_losses_`` are the last step's."""
+        weighted, totals = torch.stack(self.weighted), torch.stack(self.totals)
+        task_losses = weighted / totals.clamp_min(1e-12)
+        losses = task_losses @ self.task_weights
+        if self.net.alpha:
+            n = len(weighted)
+            losses = losses + self.net.penalty_of_norms(
+                *(torch.stack(norms).view(n, -1) if norms else None
+                  for norms in (self.l2, self.l1))
+            )
+        criterion = self.net.criterion_
+        criterion.last_sums_ = torch.stack([weighted[-1], totals[-1]])
+        criterion.last_losses_ = task_losses[-1]
+        return losses, torch.stack([weighted.sum(dim=0), totals.sum(dim=0)])
+
+
+class ClosedFormMixin:
+    """The net's choice of step: the closed-form step where it applies (see
+    :meth:`ClosedFormStep.build`), checked at each epoch and, when a
+    callback listens per batch, at each batch; and its losses deferred to
+    the phase's end where nothing reads them sooner."""
+
+    closed_form_ = None  # the ClosedFormStep of a fit under way, if any
+    closed_form_key_ = None  # what it was built for (see _closed_form_step)
+
+    def _closed_form_step(self):
+        """``ClosedFormStep.build(self)``, built again only when what it
+        depends on may have changed since the last epoch of this fit: the
+        parameters (a callback may replace a layer) and which of them learn
+        (or freeze or unfreeze some), whether a hook is registered, the
+        adversarial rate, the module or the criterion. Building costs as
+        much as a step on a few hundred rows; this check a tenth of it."""
+        modules, parameters = self._structure()
+        key = (
+            id(self.module_), id(self.criterion_), self.adversarial_epsilon,
+            hooked(modules, parameters),
+            *((id(p), p.requires_grad) for p in parameters),
+        )
+        if key != self.closed_form_key_:
+            self.closed_form_ = ClosedFormStep.build(self)
+            self.closed_form_key_ = key
+        return self.closed_form_
+
+    def _structure(self):
+        """The modules and the parameters of the module and the criterion,
+        walked at every call (a callback may change them in place)."""
+        roots = (self.module_, self.criterion_)
+        return (
+            [m for root in roots for m in root.modules()],
+            [p for root in roots for p in root.parameters()],
+        )
+
+    def _closed_form_now(self, fit_params):
+        """Whether this batch takes the closed-form step (or its forward
+        pass): not with fit parameters, and, when a callback listens per
+        batch (it may register a hook for one batch), not while a hook is
+        registered."""
+        if self.closed_form_ is None or fit_params:
+            return False
+        return not (self.batch_listeners_ and hooked(*self._structure()))
+
+    def _defer_losses(self, fit_params):
+        """At a training phase's start: a :class:`DeferredLosses` for its
+        closed-form steps when no callback listens per batch (and no fit
+        parameter sends the steps through autograd), else None."""
+        step = self.closed_form_
+        if step is None:
+            return None
+        on = not self.batch_listeners_ and self._closed_form_now(fit_params)
+        weights = [linear.weight for linear, *_ in step.layers] + [step.head.weight]
+        step.deferred = DeferredLosses(self, weights) if on else None
+        return step.deferred
+
+    def _deferred_losses(self, deferred):
+        """At the phase's end: ``deferred.losses()``, the step no longer
+        deferring."""
+        self.closed_form_.deferred = None
+        return deferred.losses()

@@ -23,7 +23,7 @@ from ._adam import AdamLists
 from ._adversarial import AdversarialMixin
 from ._balancing import BALANCERS
 from ._callbacks import EpochLoss, batch_listeners
-from ._closed_form import ClosedFormStep, hooked
+from ._closed_form import ClosedFormMixin
 from ._data import BatchIterator, TensorDataset
 from ._loss import MultiTaskLoss
 from ._module import MultiTaskModule
@@ -31,7 +31,7 @@ from ._penalty import PenaltyMixin
 from ._threads import ThreadPlan, fit_threads, set_epoch_threads, step_work
 
 
-class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
+class MultiTaskNeuralNet(AdversarialMixin, ClosedFormMixin, PenaltyMixin, NeuralNet):
     """skorch ``NeuralNet`` with the multi-task loss and an L1/L2 penalty.
 
     Parameters
@@ -67,9 +67,6 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
     """
 
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
-    closed_form_ = None  # the ClosedFormStep of a fit under way, if any
-    closed_form_key_ = None  # what it was built for (see _closed_form_step)
-
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
         mc_max_rows=16384, adversarial_epsilon=0.0, frozen_trunk=False,
@@ -342,42 +339,49 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
         # skorch's loop, with the module's mode set once per phase rather than
         # per batch, and the batch losses read back in one device sync per
         # phase rather than one ``.item()`` per batch (and, when no callback
-        # listens per batch, the batch records written then). Each task's loss over
-        # the phase (labelled entries only, no penalty) is recorded as
-        # ``{prefix}_loss_task{t}``. The validation outputs are kept as
-        # ``valid_outputs_`` (rows in order) for the validation score.
+        # listens per batch, the batch records written then, and the losses of
+        # closed-form steps computed together: see ``DeferredLosses``). Each
+        # task's loss over the phase (labelled entries only, no penalty) is
+        # recorded as ``{prefix}_loss_task{t}``. The validation outputs are kept
+        # as ``valid_outputs_`` (rows in order) for the validation score.
         if iterator is None:
             return
         self._set_training(training)
+        listen = self.batch_listeners_
+        deferred = None
         if training:  # after every on_epoch_begin: a callback may (un)freeze
             self.closed_form_ = self._closed_form_step()
+            deferred = self._defer_losses(fit_params)
         losses, sizes, task_sums, outputs = [], [], [], []
-        listen = self.batch_listeners_
         for batch in iterator:
             if listen:  # skorch's on_batch_begin opens the batch's record
                 self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
-            task_sums.append(self.criterion_.last_sums_)
+            if deferred is None:
+                losses.append(step["loss"].detach())
+                task_sums.append(self.criterion_.last_sums_)
             sizes.append(len(batch[0]))
             if not training:
                 outputs.append(step["y_pred"])
             if listen:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_batch_count", len(losses))
-        if not losses:
+        self.history.record(prefix + "_batch_count", len(sizes))
+        if not sizes:
             return
         if not training:
             self.valid_outputs_ = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-        sums = torch.stack(task_sums).sum(dim=0)
-        values = torch.cat([torch.stack(losses).float(), sums.ravel()]).tolist()
-        n, n_tasks = len(losses), sums.shape[1]
+        if deferred is not None:
+            step_losses, sums = self._deferred_losses(deferred)
+        else:
+            step_losses, sums = torch.stack(losses), torch.stack(task_sums).sum(dim=0)
+        values = torch.cat([step_losses.float(), sums.ravel()]).tolist()
+        n, n_tasks = len(sizes), sums.shape[1]
         batch_losses = values[:n]
         weighted, total = values[n : n + n_tasks], values[n + n_tasks :]
         epoch = self.history[-1]  # written directly: one lookup, not one per key
         if not listen:
-            epoch["batches"].extend({} for _ in losses)
-        records = epoch["batches"][-len(losses) :]
+            epoch["batches"].extend({} for _ in sizes)
+        records = epoch["batches"][-n:]
         for record, loss, size in zip(records, batch_losses, sizes):
             record[prefix + "_loss"] = loss
             record[prefix + "_batch_size"] = size
@@ -390,42 +394,6 @@ class MultiTaskNeuralNet(AdversarialMixin, PenaltyMixin, NeuralNet):
             epoch[f"{prefix}_loss_task{t}"] = (
                 float(task_loss / task_total) if task_total > 0 else float("nan")
             )
-
-    def _closed_form_step(self):
-        """``ClosedFormStep.build(self)``, built again only when what it
-        depends on may have changed since the last epoch of this fit: the
-        parameters (a callback may replace a layer) and which of them learn
-        (or freeze or unfreeze some), whether a hook is registered, the
-        adversarial rate, the module or the criterion. Building costs as
-        much as a step on a few hundred rows; this check a tenth of it."""
-        modules, parameters = self._structure()
-        key = (
-            id(self.module_), id(self.criterion_), self.adversarial_epsilon,
-            hooked(modules, parameters),
-            *((id(p), p.requires_grad) for p in parameters),
-        )
-        if key != self.closed_form_key_:
-            self.closed_form_ = ClosedFormStep.build(self)
-            self.closed_form_key_ = key
-        return self.closed_form_
-
-    def _structure(self):
-        """The modules and the parameters of the module and the criterion,
-        walked at every call (a callback may change them in place)."""
-        roots = (self.module_, self.criterion_)
-        return (
-            [m for root in roots for m in root.modules()],
-            [p for root in roots for p in root.parameters()],
-        )
-
-    def _closed_form_now(self, fit_params):
-        """Whether this batch takes the closed-form step (or its forward
-        pass): not with fit parameters, and, when a callback listens per
-        batch (it may register a hook for one batch), not while a hook is
-        registered."""
-        if self.closed_form_ is None or fit_params:
-            return False
-        return not (self.batch_listeners_ and hooked(*self._structure()))
 
     def _set_training(self, training=True):
         # skorch's sets each mode through nn.Module.train, a recursive walk

@@ -36,19 +36,35 @@ class PenaltyMixin:
 
     def _penalty_terms(self, weights):
         """``alpha * (l1_ratio * |W|_1 + 0.5 * (1 - l1_ratio) * |W|_2^2)`` of
-        ``weights``, the constants folded into one product per term (this
-        runs every step)."""
-        total = 0.0
+        ``weights`` (this runs every step)."""
         if not weights:
-            return total
+            return 0.0
+        l2, l1 = (
+            None if norms is None else torch.stack(norms)
+            for norms in self.penalty_norms(weights)
+        )
+        return self.penalty_of_norms(l2, l1)
+
+    def penalty_norms(self, weights):
+        """What the penalty's value of ``weights`` is made of, without a
+        graph: their L2 norms and their L1 norms, each a list of 0-d
+        tensors (one multi-tensor operation), None where ``l1_ratio`` leaves
+        that part out."""
         with torch.no_grad():
-            if self.l1_ratio < 1:
-                norms = torch.stack(torch._foreach_norm(weights))
-                total = torch.dot(norms, norms) * (0.5 * (1 - self.l1_ratio) * self.alpha)
-            if self.l1_ratio > 0:
-                total = total + torch.stack(torch._foreach_norm(weights, 1)).sum() * (
-                    self.l1_ratio * self.alpha
-                )
+            l2 = torch._foreach_norm(weights) if self.l1_ratio < 1 else None
+            l1 = torch._foreach_norm(weights, 1) if self.l1_ratio > 0 else None
+        return l2, l1
+
+    def penalty_of_norms(self, l2, l1):
+        """The penalty's value from :meth:`penalty_norms`' norms stacked
+        (their last dimension the weights': one value per row), the constants
+        folded into one product per term."""
+        total = 0.0
+        if l2 is not None:
+            half = 0.5 * (1 - self.l1_ratio) * self.alpha
+            total = torch.linalg.vecdot(l2, l2) * half
+        if l1 is not None:
+            total = total + l1.sum(dim=-1) * (self.l1_ratio * self.alpha)
         return total
 
     def penalty_gradient(self, l2=True):

@@ -300,3 +300,53 @@ def test_a_hook_registered_for_one_batch_is_called():
         n_iter_no_change=10, random_state=0, callbacks=[OneBatch()],
     ).fit(X, y)
     assert calls == ([True] * 4 + [False]) * 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"alpha": 1e-2},
+        {"alpha": 1e-2, "l1_ratio": 0.5, "dropout": 0.2},
+        {"alpha": 0.0, "task_balancing": "dwa"},
+    ],
+)
+def test_deferred_losses_are_the_steps_own(monkeypatch, params):
+    # With no callback listening per batch, a phase's closed-form losses are
+    # computed at its end; with one, at every step. The training is the same
+    # (bit for bit) and so are the records, to float rounding.
+    from skorch.callbacks import Callback
+
+    class Listener(Callback):
+        def on_batch_end(self, net, **kwargs):
+            pass
+
+    returned = []
+    original = ClosedFormStep.__call__
+    monkeypatch.setattr(
+        ClosedFormStep, "__call__",
+        lambda self, *a: returned.append(original(self, *a)) or returned[-1],
+    )
+    X, Y = _data(200)
+    fits = [
+        MultiTaskNet(
+            (7, 5), task_types=KINDS, max_iter=4, batch_size=32, early_stopping=True,
+            validation_fraction=0.2, n_iter_no_change=10, random_state=0,
+            callbacks=callbacks, **params,
+        ).fit(X, Y)
+        for callbacks in ([], [Listener()])
+    ]
+    assert [loss is None for _, loss in returned] == [True] * 20 + [False] * 20
+    deferred, eager = (fit.net_ for fit in fits)
+    for a, b in zip(deferred.module_.parameters(), eager.module_.parameters()):
+        assert torch.equal(a, b)
+    keys = ["train_loss", "valid_loss", *(f"train_loss_task{t}" for t in range(4))]
+    for key in keys:
+        np.testing.assert_allclose(deferred.history[:, key], eager.history[:, key], rtol=1e-6)
+    np.testing.assert_allclose(
+        deferred.history[:, "batches", :, "train_loss"],
+        eager.history[:, "batches", :, "train_loss"], rtol=1e-6,
+    )
+    for name in ("last_sums_", "last_losses_"):
+        torch.testing.assert_close(
+            getattr(deferred.criterion_, name), getattr(eager.criterion_, name)
+        )
