@@ -49,6 +49,7 @@ class TaskSpec:
         encoded = np.full(len(column), np.nan, dtype=np.float32)
         labelled = column[~missing]
         if self.kind == CLASSIFICATION and len(labelled):
+            labelled = typed_labels(labelled)
             _check_label_kind(self.classes, labelled, source)
         if self.kind == CLASSIFICATION and _is_range(self.classes, labelled):
             encoded[~missing] = labelled - self.classes[0]  # labels 0..K-1 and such
@@ -140,13 +141,40 @@ def is_missing(column):
     )
 
 
+def _column_values(series):
+    """A pandas column as a numpy array. A nullable integer or boolean
+    column (``Int64``, ``boolean``) with missing entries is given as objects
+    with ``None`` for them, not as floats with ``NaN``: its labels stay
+    integers (see :func:`typed_labels`)."""
+    kind = getattr(getattr(series.dtype, "numpy_dtype", None), "kind", None)
+    if kind is not None and kind in "iub" and series.hasnans:
+        return series.to_numpy(dtype=object, na_value=None)
+    return series.to_numpy()
+
+
+def typed_labels(labelled):
+    """Labelled values of an object column as the numpy type they share:
+    booleans as ``bool``, integers as ``int64`` (so that its classes, and
+    ``predict``, are of that type); other columns unchanged."""
+    if labelled.dtype != object or not len(labelled):
+        return labelled
+    if all(isinstance(v, (bool, np.bool_)) for v in labelled):
+        return labelled.astype(bool)
+    if all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        for v in labelled
+    ):
+        return labelled.astype(np.int64)
+    return labelled
+
+
 def _frame_columns(frame):
     """Columns, column labels and declared kinds of a pandas DataFrame.
 
     A ``category`` column declares a classification task; the others are
     ``None``: their kind is inferred from the values.
     """
-    columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+    columns = [_column_values(frame.iloc[:, j]) for j in range(frame.shape[1])]
     declared = [
         CLASSIFICATION if str(dtype) == "category" else None for dtype in frame.dtypes
     ]
@@ -275,6 +303,8 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
     a weight of ``k`` the same as repeating it ``k`` times.
     """
     labelled = column[~missing]
+    if kind == CLASSIFICATION:
+        labelled = typed_labels(labelled)
     if len(labelled) == 0:
         raise ValueError(
             f"Task {task} of {source} has no labelled sample (every entry is missing); "

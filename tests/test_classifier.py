@@ -44,6 +44,23 @@ def test_predict_keeps_each_label_dtype(two_task_data):
     assert clf.predict(X).dtype.kind == "i"
 
 
+def test_integer_and_boolean_labels_with_missing_entries_stay_so(two_task_data):
+    # pandas hands a nullable Int64 column with NA over as floats; objects
+    # with None keep their type too.
+    X, colour, size = two_task_data
+    missing = np.arange(len(X)) % 7 == 0
+    labels = pd.Series(size * 10 + 3, dtype="Int64").mask(missing)
+    flags = pd.Series(size > 0, dtype="boolean").mask(missing)
+    clf = MultiTaskNetClassifier(**FAST).fit(X, pd.DataFrame({"n": labels, "b": flags}))
+    assert clf.classes_[0].dtype == np.int64 and clf.classes_[1].dtype == bool
+    assert clf.classes_[0].tolist() == sorted(set(size * 10 + 3))
+    assert [type(v) for v in clf.predict(X[:1])[0]] == [int, bool]
+    objects = np.where(missing, None, size * 10 + 3).astype(object)
+    clf = MultiTaskNetClassifier(**FAST).fit(X, objects)
+    assert clf.classes_.dtype == np.int64 and clf.predict(X).dtype == np.int64
+    clf.partial_fit(X, objects)  # later calls read them the same way
+
+
 def test_missing_labels_are_masked(two_task_data):
     X, colour, size = two_task_data
     y = np.empty((len(X), 2), dtype=object)
