@@ -8,7 +8,8 @@ from sklearn_compat.base import _fit_context
 
 from ._base import BaseMultiTaskNet
 from ._docs import TEMPLATE
-from ._tasks import CLASSIFICATION, per_task_classes
+from ._labels import per_task_classes
+from ._tasks import CLASSIFICATION
 
 
 class MultiTaskNetClassifier(ClassifierMixin, BaseMultiTaskNet):

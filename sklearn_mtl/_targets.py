@@ -6,9 +6,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight
 
-from ._tasks import (
-    CLASSIFICATION,
-    REGRESSION,
+from ._labels import (
     auxiliary_columns,
     check_finite_labels,
     declared_specs,
@@ -17,6 +15,7 @@ from ._tasks import (
     is_missing,
     target_columns,
 )
+from ._tasks import CLASSIFICATION, REGRESSION
 
 
 def task_columns_text(n_aux):

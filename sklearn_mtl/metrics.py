@@ -6,7 +6,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.metrics import make_scorer, r2_score, roc_auc_score
 
-from ._tasks import CLASSIFICATION, REGRESSION, is_missing, target_columns
+from ._labels import is_missing, target_columns
+from ._tasks import CLASSIFICATION, REGRESSION
 
 __all__ = [
     "make_task_scorer",

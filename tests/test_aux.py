@@ -8,7 +8,8 @@ import sklearn
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mtl import MultiTaskNetClassifier, MultiTaskNetRegressor
-from sklearn_mtl._tasks import MAX_INFERRED_CLASSES, infer_kind, is_missing
+from sklearn_mtl._labels import infer_kind, is_missing
+from sklearn_mtl._tasks import MAX_INFERRED_CLASSES
 
 FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=40, random_state=0)
 

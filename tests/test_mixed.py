@@ -12,7 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
 from sklearn_mtl import MultiTaskNet, MultiTaskNetClassifier, load, save
-from sklearn_mtl._tasks import infer_kind, is_missing
+from sklearn_mtl._labels import infer_kind, is_missing
 
 FAST = dict(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=60, random_state=0)
 
