@@ -191,7 +191,9 @@ class ClosedFormStep:
             task_losses = weighted / safe_total
             criterion.last_sums_ = torch.stack([weighted, total])
             criterion.last_losses_ = task_losses
-            loss = task_losses @ task_weights
+            # A product and a sum over the last dimension, not a dot: the
+            # same figure, to the bit, as a row of DeferredLosses.losses.
+            loss = (task_losses * task_weights).sum(dim=-1)
         return outputs, self.net.regularize(loss)
 
     def outputs(self, X):
@@ -275,7 +277,8 @@ class DeferredLosses:
     and the norms of the penalised weights are taken then, at the step's
     weights (:meth:`add`); the task weights are the phase's (nothing changes
     them within it). :meth:`losses` gives each step's loss as the step
-    would have returned it, to float rounding.
+    would have returned it, and the phase's sums as the steps' records sum
+    to, to the bit.
     """
 
     def __init__(self, net, weights):
@@ -300,7 +303,10 @@ class DeferredLosses:
         criterion's ``last_sums_`` and ``last_losses_`` are the last step's."""
         weighted, totals = torch.stack(self.weighted), torch.stack(self.totals)
         task_losses = weighted / totals.clamp_min(1e-12)
-        losses = task_losses @ self.task_weights
+        # Each row as the step computes its loss (see __call__), and the sums
+        # as run_single_epoch sums the steps' records: the same to the bit
+        # (the epoch's per-task losses feed dynamic weight average).
+        losses = (task_losses * self.task_weights).sum(dim=-1)
         if self.net.alpha:
             n = len(weighted)
             losses = losses + self.net.penalty_of_norms(
@@ -310,7 +316,7 @@ class DeferredLosses:
         criterion = self.net.criterion_
         criterion.last_sums_ = torch.stack([weighted[-1], totals[-1]])
         criterion.last_losses_ = task_losses[-1]
-        return losses, torch.stack([weighted.sum(dim=0), totals.sum(dim=0)])
+        return losses, torch.stack([weighted, totals], dim=1).sum(dim=0)
 
 
 class ClosedFormMixin:

@@ -62,7 +62,7 @@ class PenaltyMixin:
         total = 0.0
         if l2 is not None:
             half = 0.5 * (1 - self.l1_ratio) * self.alpha
-            total = torch.linalg.vecdot(l2, l2) * half
+            total = (l2 * l2).sum(dim=-1) * half  # a row's figure whatever the rows
         if l1 is not None:
             total = total + l1.sum(dim=-1) * (self.l1_ratio * self.alpha)
         return total
