@@ -418,17 +418,23 @@ class BaseMultiTaskNet(RepresentationMixin, BaseEstimator):
             )
 
         history = self.net_.history
+        if len(history) and "train_loss" not in history[-1]:
+            n_epochs -= 1  # an epoch interrupted (Ctrl-C) before its end
         self.dropout_ = self.net_.dropout_rates()
         self.task_weights_ = self.net_.task_weights()
         self.n_iter_ = n_epochs
-        self.loss_curve_ = [epoch["train_loss"] for epoch in history]
+        self.loss_curve_ = [e["train_loss"] for e in history if "train_loss" in e]
         self.validation_scores_ = [
             epoch["valid_score"] for epoch in history if "valid_score" in epoch
         ] or None
-        self.best_validation_score_ = (
-            max(self.validation_scores_) if self.validation_scores_ else None
+        # The best of this call's epochs, whose weights were restored: the
+        # score of the model returned (a warm start's too).
+        stopper = dict(self.net_.callbacks_).get("stopping")
+        best = getattr(stopper, "best_score_", None) if early_stopping else None
+        self.best_validation_score_ = None if best in (None, -np.inf) else best
+        self.best_loss_ = (
+            None if early_stopping or not self.loss_curve_ else min(self.loss_curve_)
         )
-        self.best_loss_ = None if early_stopping else min(self.loss_curve_)
         self._set_task_attributes()
         if not incremental and not stopped and n_epochs == epochs:
             warnings.warn(

@@ -219,7 +219,9 @@ default="fixed"
     validation_scores_ : list of float or None
         Validation {score} of each epoch with early stopping, else ``None``.
     best_validation_score_ : float or None
-        Best validation {score} with early stopping, else ``None``.
+        Best validation {score} of the latest ``fit``'s epochs with early
+        stopping (the score of the weights it restored, which the model
+        has), else ``None``.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of str

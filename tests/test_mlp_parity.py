@@ -202,3 +202,39 @@ def test_the_stopping_rule_is_mlps(early_stopping):
             assert torch.equal(valid[name], tensor)  # restored
     else:
         assert est.best_loss_ == min(curve)
+
+
+def test_best_validation_score_is_the_returned_models_after_a_warm_start(data):
+    # Each fit restores the best of its own epochs: the score reported is
+    # that model's, not an earlier fit's.
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=600, n_features=10, random_state=0)
+    est = MultiTaskNetClassifier(
+        (20,), early_stopping=True, learning_rate_init=1e-2, random_state=0
+    ).fit(X, y)
+    # A much worse run: its best epoch is below the first fit's.
+    est.set_params(warm_start=True, learning_rate_init=5.0, n_iter_no_change=2)
+    est.fit(X, y)
+    latest = est.validation_scores_[-est.n_iter_:]
+    assert est.best_validation_score_ == max(latest)
+    assert max(latest) < max(est.validation_scores_)  # an earlier fit did better
+
+
+def test_an_epoch_interrupted_midway_is_not_counted():
+    from skorch.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if len(net.history) == 3 and len(net.history[-1]["batches"]) == 2:
+                raise KeyboardInterrupt
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(150, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    est = MultiTaskNetClassifier(
+        (4,), batch_size=32, max_iter=10, early_stopping=False, random_state=0,
+        callbacks=[CtrlC()],
+    ).fit(X, y)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    assert est.predict(X[:3]).shape == (3,)
