@@ -69,7 +69,9 @@ class TaskScores:
         self.labels = weights > 0
         self.weights = np.where(self.labels, weights, 0.0).astype(float)
         total = self.weights.sum(axis=0)
-        self.labelled = total > 0
+        # r2_score is not defined on fewer than two entries: NaN, as there.
+        enough = is_classification | (self.labels.sum(axis=0) >= 2)
+        self.labelled = (total > 0) & enough
         self.total = np.where(self.labelled, total, 1.0)
         self.targets = np.where(self.labels, targets, 0.0).astype(float)
         mean = (self.weights * self.targets).sum(axis=0) / self.total

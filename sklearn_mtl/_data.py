@@ -176,13 +176,17 @@ def early_stopping_datasets(
             random_state=rng,
         )
     except ValueError as exc:
-        if not stratify_first:
+        # Too few validation (test) or training rows for the first task's
+        # classes: say which way validation_fraction must move.
+        side = next((s for s in ("test", "train") if f"{s}_size" in str(exc)), None)
+        if not stratify_first or side is None:
             raise
         raise ValueError(
             f"{exc}. The validation split of early stopping is stratified on the "
-            f"first task of y: increase validation_fraction (now "
-            f"{validation_fraction}), or use early_stopping='auto', which splits "
-            f"without stratifying where it cannot stratify."
+            f"first task of y: {'increase' if side == 'test' else 'decrease'} "
+            f"validation_fraction (now {validation_fraction}), or use "
+            f"early_stopping='auto', which splits without stratifying where it "
+            f"cannot stratify."
         ) from None
     valid_weights = weights[valid_rows]
     valid_weights[:, n_main:] = 0

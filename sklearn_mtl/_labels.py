@@ -37,12 +37,13 @@ def is_missing(column):
 
 def _column_values(series):
     """A pandas column as a numpy array. A nullable integer or boolean
-    column (``Int64``, ``boolean``) with missing entries is given as objects
-    with ``None`` for them, not as floats with ``NaN``: its labels stay
-    integers (see :func:`typed_labels`)."""
+    column (``Int8``, ``UInt16``, ``boolean``...) with missing entries is
+    given as objects, its values numpy scalars of its type and ``pandas.NA``
+    for the missing ones, not as floats with ``NaN``: its labels keep their
+    type (see :func:`typed_labels`)."""
     kind = getattr(getattr(series.dtype, "numpy_dtype", None), "kind", None)
     if kind is not None and kind in "iub" and series.hasnans:
-        return series.to_numpy(dtype=object, na_value=None)
+        return np.array(list(series.array), dtype=object)
     return series.to_numpy()
 
 
@@ -182,7 +183,7 @@ def infer_spec(column, missing, kind, task, source="y", weights=None):
     """
     labelled = column[~missing]
     if kind == CLASSIFICATION:
-        labelled = typed_labels(labelled)
+        labelled = typed_labels(labelled, f"Task {task} of {source}")
     if len(labelled) == 0:
         raise ValueError(
             f"Task {task} of {source} has no labelled sample (every entry is missing); "

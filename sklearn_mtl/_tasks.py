@@ -47,10 +47,12 @@ class TaskSpec:
         encoded = np.full(len(column), np.nan, dtype=np.float32)
         labelled = column[~missing]
         if self.kind == CLASSIFICATION and len(labelled):
-            labelled = typed_labels(labelled)
+            labelled = typed_labels(labelled, f"A task of {source}")
             _check_label_kind(self.classes, labelled, source)
         if self.kind == CLASSIFICATION and _is_range(self.classes, labelled):
-            encoded[~missing] = labelled - self.classes[0]  # labels 0..K-1 and such
+            # labels 0..K-1 and such; small types widened (no wrap-around)
+            wide = _widened(labelled)
+            encoded[~missing] = wide - wide.dtype.type(self.classes[0])
         elif self.kind == CLASSIFICATION:
             index = np.searchsorted(self.classes, labelled)
             index = np.minimum(index, len(self.classes) - 1)
@@ -114,26 +116,53 @@ def _distinct(values):
     """Sorted distinct values of a 1-D array: by counting for integers of a
     small range (one pass, no sort), else ``np.unique``."""
     if values.dtype.kind in "iu" and len(values):
-        low, high = int(values.min()), int(values.max())
-        if high - low <= max(1024, 4 * len(values)):
-            present = np.flatnonzero(np.bincount(values - low, minlength=1))
-            return (present + low).astype(values.dtype)
+        low, high = values.min(), values.max()
+        if int(high) - int(low) <= max(1024, 4 * len(values)):
+            # Offsets from the lowest (int8 labels -100 and 100 are 200
+            # apart), as intp.
+            wide = _widened(values)
+            offsets = (wide - wide.dtype.type(low)).astype(np.intp)
+            present = np.flatnonzero(np.bincount(offsets, minlength=1))
+            distinct = present.astype(wide.dtype) + wide.dtype.type(low)
+            return distinct.astype(values.dtype)
     return np.unique(values)
 
 
-def typed_labels(labelled):
+def _widened(values):
+    """Integers of fewer than 64 bits as ``int64``, so that differences
+    between them do not wrap around."""
+    return values.astype(np.int64) if values.dtype.itemsize < 8 else values
+
+
+_BOOLS = (bool, np.bool_)
+
+
+def typed_labels(labelled, what="A task of y"):
     """Labelled values of an object column as the numpy type they share:
-    booleans as ``bool``, integers as ``int64`` (so that its classes, and
-    ``predict``, are of that type); other columns unchanged."""
+    booleans as ``bool``; integers in their numpy type when they all have
+    one, else as ``int64`` (``uint64`` above its range), so that its classes,
+    and ``predict``, are of that type; other columns unchanged. Booleans
+    mixed with integers are an error naming ``what``: ``True == 1`` would
+    merge two labels."""
     if labelled.dtype != object or not len(labelled):
         return labelled
-    if all(isinstance(v, (bool, np.bool_)) for v in labelled):
+    types = {type(v) for v in labelled}
+    if all(issubclass(t, _BOOLS) for t in types):
         return labelled.astype(bool)
-    if all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-        for v in labelled
-    ):
+    if not all(issubclass(t, (int, np.integer, *_BOOLS)) for t in types):
+        return labelled
+    if any(issubclass(t, _BOOLS) for t in types):
+        raise ValueError(
+            f"{what} mixes booleans and integers among its labels; the labels of "
+            f"one task must be of one type (True == 1 would merge two of them)."
+        )
+    if len(types) == 1 and issubclass(next(iter(types)), np.integer):
+        return labelled.astype(next(iter(types)))
+    low, high = min(labelled), max(labelled)
+    if -(2**63) <= low and high < 2**63:
         return labelled.astype(np.int64)
+    if low >= 0 and high < 2**64:
+        return labelled.astype(np.uint64)
     return labelled
 
 

@@ -108,7 +108,12 @@ def mean_score(scores):
     # On a list of floats: numpy's reductions cost several times more on the
     # few tasks of an epoch's validation score (this runs every epoch).
     scored = [s for s in np.asarray(scores, dtype=float).ravel().tolist() if s == s]
-    return math.fsum(scored) / len(scored) if scored else float("nan")
+    if not scored:
+        return float("nan")
+    try:
+        return math.fsum(scored) / len(scored)
+    except (OverflowError, ValueError):  # infinities, or a sum beyond float's
+        return float(np.mean(scored))
 
 
 def per_task_roc_auc(y_true, y_proba, classes=None, sample_weight=None):

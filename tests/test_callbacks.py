@@ -150,6 +150,11 @@ def test_task_scores_match_per_task_scores():
     expected = per_task_scores(truth, predicted, kinds, sample_weight=weights)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert np.isnan(got[3]) and got[2] == 1.0 and got[4] == 0.0
+    # A regression task with one labelled entry has no R² (r2_score: NaN).
+    single = np.zeros((n, 1))
+    single[0] = 1.0
+    one = TaskScores(targets[:, [1]], np.array([False]), single)
+    assert np.isnan(one(predicted[:, [1]])[0])
     # Tasks of one kind only: every column is read in place.
     for kind in ("classification", "regression"):
         same = [t for t, k in enumerate(kinds) if k == kind]

@@ -61,6 +61,29 @@ def test_integer_and_boolean_labels_with_missing_entries_stay_so(two_task_data):
     clf.partial_fit(X, objects)  # later calls read them the same way
 
 
+def test_labels_keep_their_numpy_type_and_range(two_task_data):
+    X, colour, size = two_task_data
+    n = len(X)
+    missing = np.arange(n) % 7 == 0
+    small = pd.DataFrame({
+        "a": pd.Series(np.where(size > 0, 100, -100), dtype="Int8").mask(missing),
+        "b": pd.Series(size, dtype="UInt16"),
+    })
+    clf = MultiTaskNetClassifier(**FAST).fit(X, small)
+    assert [c.dtype for c in clf.classes_] == [np.int8, np.uint16]
+    assert clf.classes_[0].tolist() == [-100, 100]  # 200 apart: no wrap-around
+    assert clf.predict(X).dtype == object  # two types
+    huge = np.array([2**63 + int(v > 0) for v in size], dtype=object)
+    clf = MultiTaskNetClassifier(**FAST).fit(X, huge)
+    assert clf.classes_.dtype == np.uint64 and clf.classes_.tolist() == [2**63, 2**63 + 1]
+    mixed = np.array([0, 1, True, False] * (n // 4), dtype=object)
+    with pytest.raises(ValueError, match="Task 0 of y mixes booleans and integers"):
+        MultiTaskNetClassifier(**FAST).fit(X[: len(mixed)], mixed)
+    ints = MultiTaskNetClassifier(**FAST).fit(X[: len(mixed)], mixed.astype(int))
+    with pytest.raises(ValueError, match="A task of y mixes booleans and integers"):
+        ints.partial_fit(X[: len(mixed)], mixed)
+
+
 def test_missing_labels_are_masked(two_task_data):
     X, colour, size = two_task_data
     y = np.empty((len(X), 2), dtype=object)

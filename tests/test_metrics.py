@@ -213,3 +213,6 @@ def test_mean_score_is_the_mean_over_the_scored_tasks():
     assert mean_score([0.5, np.nan, 0.25]) == 0.375
     assert np.isnan(mean_score([np.nan, np.nan])) and np.isnan(mean_score([]))
     assert type(mean_score(np.float32([0.5]))) is float
+    with np.errstate(invalid="ignore", over="ignore"):  # as numpy's mean: no error
+        assert mean_score([-1e308, -1e308]) == -np.inf
+        assert np.isnan(mean_score([np.inf, -np.inf]))

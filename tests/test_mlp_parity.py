@@ -78,6 +78,10 @@ def test_early_stopping_split_errors_are_mlps(data):
         MultiTaskNetClassifier(
             (4,), early_stopping=True, validation_fraction=0.05
         ).fit(X, ten)
+    with pytest.raises(ValueError, match="train_size = 6 .* decrease validation_fraction"):
+        MultiTaskNetClassifier(
+            (4,), early_stopping=True, validation_fraction=0.95
+        ).fit(X, ten)
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
         MultiTaskNetClassifier((4,), early_stopping=True).partial_fit(X, y)
 
