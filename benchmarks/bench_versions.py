@@ -9,7 +9,8 @@ under another name (the package imports itself relatively).
 
 * fits: the Vega ``cars`` table at the defaults (``bench_defaults.py``'s
   preprocessing, early stopping), and two of ``bench_speed.py --regime
-  small``'s tables for 20 epochs and at the defaults;
+  small``'s tables for 20 epochs and at the defaults; the fits at the
+  defaults also per epoch (two versions may stop after different numbers);
 * prediction, on those tables after a 20-epoch fit: ``predict_proba`` on
   every row (the median of 30 calls in a round) and ``predict`` on one row
   (the median of 200 calls); and ``predict_proba`` of ``bench_speed.py
@@ -64,11 +65,14 @@ def ratios(time_new, time_base, rounds):
     return {"ratio": median, "iqr": [q1, q3], "new": np.median(new), "base": np.median(base)}
 
 
-def fit_time(make, X, Y):
+def fit_time(make, X, Y, per_epoch=False):
+    """A fit's seconds, or with ``per_epoch`` its seconds per epoch (fits
+    that stop early may run different numbers of epochs in two versions)."""
     def run():
         start = time.perf_counter()
-        make().fit(X, Y)
-        return time.perf_counter() - start
+        est = make().fit(X, Y)
+        seconds = time.perf_counter() - start
+        return seconds / len(est.net_.history) if per_epoch else seconds
     return run
 
 
@@ -103,7 +107,7 @@ def main():
         cases[f"{n} x {d}, {t} tasks, 20 epochs"] = (X, Y, "MultiTaskNetClassifier", fixed)
         cases[f"{n} x {d}, {t} tasks, defaults"] = (X, Y, "MultiTaskNetClassifier", {})
 
-    results = {"fit": {}, "predict_proba": {}, "one_row": {}}
+    results = {"fit": {}, "fit_epoch": {}, "predict_proba": {}, "one_row": {}}
     print(f"this checkout against {args.base}, {args.rounds} rounds; "
           "median ratio [interquartile range], each version's median")
     for name, (X, Y, estimator, params) in cases.items():
@@ -117,6 +121,12 @@ def main():
         results["fit"][name] = figures
         print(f"  fit {name:<32} {figures['ratio']:.2f}x [{figures['iqr'][0]:.2f}-"
               f"{figures['iqr'][1]:.2f}]  {figures['new']:.3f} s vs {figures['base']:.3f} s")
+        if "defaults" in name:  # early stopping: the epochs may differ
+            epoch = ratios(*(fit_time(m, X, Y, per_epoch=True) for m in makers), args.rounds)
+            results["fit_epoch"][name] = epoch
+            print(f"  fit per epoch {name:<22} {epoch['ratio']:.2f}x [{epoch['iqr'][0]:.2f}-"
+                  f"{epoch['iqr'][1]:.2f}]  {epoch['new'] * 1e6:.0f} µs vs "
+                  f"{epoch['base'] * 1e6:.0f} µs")
     for n, d, t in SMALL:
         X, Y = dense_tasks(n, d, t)
         models = [
