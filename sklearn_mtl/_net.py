@@ -67,6 +67,7 @@ class MultiTaskNeuralNet(AdversarialMixin, ClosedFormMixin, PenaltyMixin, Neural
     """
 
     prefixes_ = [*NeuralNet.prefixes_, "optimizer_sparse"]
+
     def __init__(
         self, *args, layout=None, alpha=0.0, l1_ratio=0.0, n_train_rows=None,
         mc_max_rows=16384, adversarial_epsilon=0.0, frozen_trunk=False,
