@@ -480,14 +480,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     warm_up()
-    if args.stage == "gap":
-        results = {name: gap(name, args.seeds) for name in args.datasets}
-        if args.json:
-            write_json(args.json, args, results=results)
-        return
-    if args.stage == "tuned":
+    if args.stage in ("gap", "tuned"):  # per data set, a list of per-seed records
         grid = WIDE_GRID if args.grid == "wide" else DROPOUT_GRID
-        results = {name: tuned(name, args.seeds, grid) for name in args.datasets}
+        stage = gap if args.stage == "gap" else functools.partial(tuned, grid=grid)
+        results = {name: stage(name, args.seeds) for name in args.datasets}
         if args.json:
             write_json(args.json, args, results=results)
         return
